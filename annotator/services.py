@@ -1,0 +1,312 @@
+"""Writes to the sample store. Keyword-only; permission checks in `check_*`; tasks enqueued on commit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
+from django.core.files.uploadedfile import UploadedFile
+from django.db import connection, transaction
+from django.http import Http404
+from django.utils import timezone
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+
+from . import formats
+from .models import Dataset, ImportJob, Membership, Sample
+
+logger = logging.getLogger(__name__)
+
+Role = Membership.Role
+
+
+class ImportRefused(Exception):
+    """The import cannot start (size cap, unknown format, no permission). Nothing was written."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Access
+# ---------------------------------------------------------------------------------------------
+
+def access_role(*, user: AbstractBaseUser, dataset: Dataset) -> str | None:
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(user=user, dataset=dataset).values_list("role", flat=True).first()
+
+
+def check_dataset_role(*, user: AbstractBaseUser, dataset: Dataset, roles: Iterable[str]) -> str:
+    """The user's role if it is one of `roles`; else 404, so a foreign dataset reveals nothing."""
+    role = access_role(user=user, dataset=dataset)
+    if role not in set(roles):
+        raise Http404("No such dataset.")
+    return role
+
+
+# ---------------------------------------------------------------------------------------------
+# Datasets and members
+# ---------------------------------------------------------------------------------------------
+
+def dataset_create(
+    *, name: str, owner: AbstractBaseUser | None, slug: str = "", description: str = "", guidelines: str = ""
+) -> Dataset:
+    with transaction.atomic():
+        dataset = Dataset.objects.create(
+            name=name, slug=slug or slugify(name)[:100] or "dataset", description=description,
+            guidelines=guidelines, created_by=owner,
+        )
+        if owner is not None:
+            Membership.objects.create(user=owner, dataset=dataset, role=Role.OWNER)
+    return dataset
+
+
+def membership_set(*, actor: AbstractBaseUser | None, dataset: Dataset, user: AbstractBaseUser, role: str) -> Membership:
+    """Give `user` a role on `dataset`. `actor` None means the command line (trusted)."""
+    if actor is not None:
+        check_dataset_role(user=actor, dataset=dataset, roles=[Role.OWNER])
+    if role not in Role.values:
+        raise ValueError(f"unknown role {role!r}; choose one of {', '.join(Role.values)}")
+    membership, _created = Membership.objects.update_or_create(user=user, dataset=dataset, defaults={"role": role})
+    return membership
+
+
+# ---------------------------------------------------------------------------------------------
+# Imports
+# ---------------------------------------------------------------------------------------------
+
+def progress_key(job_id: int) -> str:
+    return f"sftdesk:import-progress:{job_id}"
+
+
+def import_job_create(
+    *,
+    user: AbstractBaseUser | None,
+    dataset: Dataset,
+    upload: UploadedFile | None = None,
+    path: str | Path | None = None,
+    fmt: str = "auto",
+    options: dict | None = None,
+    enqueue: bool = True,
+) -> ImportJob:
+    """Record an import of an uploaded file (run by a worker) or of a local path (the command line).
+    Refuses early, writing nothing, when the format is unknown or the file is over the size cap."""
+    if user is not None:
+        check_dataset_role(user=user, dataset=dataset, roles=[Role.OWNER])
+    if fmt not in formats.FORMAT_CHOICES:
+        raise ImportRefused(_("Unknown format %(fmt)s; choose one of %(choices)s.") % {"fmt": fmt, "choices": ", ".join(formats.FORMAT_CHOICES)})
+    cap = settings.SFTDESK_IMPORT_MAX_BYTES
+    if upload is not None:
+        size, name = upload.size, upload.name
+    elif path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ImportRefused(_("%(path)s: no such file.") % {"path": path})
+        size, name = p.stat().st_size, p.name
+    else:
+        raise ImportRefused(_("No file given."))
+    if size > cap:
+        raise ImportRefused(
+            _("%(name)s is %(size)s bytes, over the import limit of %(cap)s bytes (SFTDESK_IMPORT_MAX_BYTES).")
+            % {"name": name, "size": f"{size:,}", "cap": f"{cap:,}"}
+        )
+    if size == 0:
+        raise ImportRefused(_("%(name)s is empty.") % {"name": name})
+    with transaction.atomic():
+        job = ImportJob(
+            dataset=dataset, created_by=user if user and user.is_authenticated else None, format=fmt,
+            options=options or {}, original_name=name[:255], size_bytes=size,
+        )
+        if upload is not None:
+            job.file.save(Path(name).name[:200], upload, save=False)
+        else:
+            job.source_path = str(Path(path).resolve())
+        job.save()
+        if enqueue:
+            from .tasks import import_run
+
+            transaction.on_commit(lambda: import_run.delay(job.pk))
+    return job
+
+
+@dataclass
+class _Counts:
+    records: int = 0
+    imported: int = 0
+    duplicates: int = 0
+
+
+def import_job_claim(*, job_id: int) -> ImportJob | None:
+    """Mark a queued job running; None when another worker has it or it already finished.
+    A job left 'running' by a worker that died is claimed again (its transaction was rolled back)."""
+    now = timezone.now()
+    claimed = ImportJob.objects.filter(pk=job_id, status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING]).update(
+        status=ImportJob.Status.RUNNING, started_at=now, progress=0.0
+    )
+    if not claimed:
+        return None
+    return ImportJob.objects.select_related("dataset").get(pk=job_id)
+
+
+def import_job_run(*, job: ImportJob, on_progress: Callable[[ImportJob, float, _Counts], None] | None = None) -> ImportJob:
+    """Read the job's file and insert its samples, all or nothing: a file with any bad record imports
+    nothing and the job lists up to 100 errors with line, record and field."""
+    started = time.monotonic()
+    limits = formats.Limits(
+        max_record_bytes=settings.SFTDESK_IMPORT_MAX_RECORD_BYTES, max_field_chars=settings.SFTDESK_IMPORT_MAX_FIELD_CHARS
+    )
+    max_errors = settings.SFTDESK_IMPORT_MAX_ERRORS
+    batch_size = settings.SFTDESK_IMPORT_BATCH_SIZE
+    counts = _Counts()
+    errors: list[dict] = []
+    read = formats.ReadResult()
+    total = max(job.size_bytes, 1)
+    last_report = 0.0
+
+    def report(fp: BinaryIO) -> None:
+        nonlocal last_report
+        now = time.monotonic()
+        if now - last_report < 0.25:
+            return
+        last_report = now
+        pct = min(99.0, 100.0 * fp.tell() / total)
+        cache.set(progress_key(job.pk), {"progress": pct, "records": counts.records, "imported": counts.imported, "duplicates": counts.duplicates}, 3600)
+        if on_progress:
+            on_progress(job, pct, counts)
+
+    try:
+        with _open_job_file(job) as fp, transaction.atomic():
+            batch: list[formats.ParsedSample] = []
+            for item in formats.read_samples(fp, fmt=job.format, filename=job.original_name, limits=limits, options=job.options, result=read):
+                if isinstance(item, formats.RecordError):
+                    errors.append(item.as_dict())
+                    if len(errors) >= max_errors:
+                        break
+                    continue
+                counts.records += 1
+                if errors:
+                    continue  # keep reading to report more errors, write nothing
+                batch.append(item)
+                if len(batch) >= batch_size:
+                    _insert_batch(job, batch, counts)
+                    batch = []
+                    report(fp)
+            if batch and not errors:
+                _insert_batch(job, batch, counts)
+            if errors:
+                transaction.set_rollback(True)
+            elif counts.records == 0:
+                errors.append(formats.RecordError("the file holds no records").as_dict())
+                transaction.set_rollback(True)
+    except formats.FileError as exc:
+        errors.append(exc.error.as_dict())
+    except OSError as exc:
+        errors.append(formats.RecordError(f"cannot read the file: {exc.strerror or exc}").as_dict())
+
+    job.detected_format = read.format
+    job.records_total = counts.records
+    job.finished_at = timezone.now()
+    if errors:
+        job.status = ImportJob.Status.FAILED
+        job.errors = errors[:max_errors]
+        job.error_count = len(job.errors)
+        job.imported_count = 0
+        job.duplicate_count = 0
+    else:
+        job.status = ImportJob.Status.SUCCEEDED
+        job.imported_count = counts.imported
+        job.duplicate_count = counts.duplicates
+        job.errors = []
+        job.error_count = 0
+    job.progress = 100.0
+    job.save(update_fields=["detected_format", "records_total", "finished_at", "status", "errors", "error_count", "imported_count", "duplicate_count", "progress"])
+    cache.delete(progress_key(job.pk))
+    logger.info(
+        "import %s into dataset %s %s: %s imported, %s duplicates, %s errors",
+        job.pk, job.dataset_id, job.status, job.imported_count, job.duplicate_count, job.error_count,
+        extra={"job": job.pk, "dataset": job.dataset_id, "status": job.status, "imported": job.imported_count,
+               "duplicates": job.duplicate_count, "errors": job.error_count, "seconds": round(time.monotonic() - started, 3)},
+    )
+    return job
+
+
+def import_job_fail(*, job_id: int, message: str) -> None:
+    """Record an unexpected failure so the page stops waiting; the import's transaction was rolled back."""
+    ImportJob.objects.filter(pk=job_id).exclude(status=ImportJob.Status.SUCCEEDED).update(
+        status=ImportJob.Status.FAILED, finished_at=timezone.now(), progress=100.0, imported_count=0,
+        errors=[{"line": None, "record": None, "field": None, "message": message}], error_count=1,
+    )
+
+
+class _open_job_file:
+    def __init__(self, job: ImportJob):
+        self.job = job
+
+    def __enter__(self) -> BinaryIO:
+        if self.job.source_path:
+            self.fp = open(self.job.source_path, "rb")  # noqa: SIM115
+        else:
+            self.fp = self.job.file.open("rb")
+        return self.fp
+
+    def __exit__(self, *exc: object) -> None:
+        self.fp.close()
+
+
+def _insert_batch(job: ImportJob, batch: list[formats.ParsedSample], counts: _Counts) -> None:
+    """Insert the batch's new samples. Duplicates inside the batch, in earlier batches of this file
+    (already inserted in this transaction) and in the dataset are skipped and counted."""
+    unique: dict[str, formats.ParsedSample] = {}
+    for s in batch:
+        if s.content_hash in unique:
+            counts.duplicates += 1
+        else:
+            unique[s.content_hash] = s
+    existing = set(
+        Sample.objects.filter(dataset_id=job.dataset_id, content_hash__in=list(unique)).values_list("content_hash", flat=True)
+    )
+    counts.duplicates += len(existing)
+    rows = [s for h, s in unique.items() if h not in existing]
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        _copy_rows(job, rows)
+    else:
+        now = timezone.now()
+        Sample.objects.bulk_create(
+            [
+                Sample(
+                    dataset_id=job.dataset_id, import_job_id=job.pk, external_id=s.external_id, messages=s.messages,
+                    source=s.source, text=s.text, task_type=s.task_type, language=s.language, meta=s.meta,
+                    content_hash=s.content_hash, created_at=now,
+                )
+                for s in rows
+            ],
+            batch_size=500,
+        )
+    counts.imported += len(rows)
+
+
+_COPY_COLUMNS = (
+    "dataset_id", "import_job_id", "external_id", "messages", "source", "text", "task_type", "language", "meta",
+    "content_hash", "status", "flag_count", "created_at",
+)
+
+
+def _copy_rows(job: ImportJob, rows: list[formats.ParsedSample]) -> None:
+    """PostgreSQL's COPY: several times faster than INSERT for bulk loads."""
+    now = timezone.now()
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    table = Sample._meta.db_table
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
+        for s in rows:
+            copy.write_row((
+                job.dataset_id, job.pk, s.external_id, dumps(s.messages), dumps(s.source), s.text, s.task_type,
+                s.language, dumps(s.meta), s.content_hash, Sample.Status.NEW, 0, now,
+            ))

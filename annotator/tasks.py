@@ -1,0 +1,28 @@
+"""Celery entry points for the annotator app: take ids, load, check state, call a service."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, queue="cpu")
+def import_run(job_id: int) -> str:
+    """Run an import job. Safe to run twice: a finished job is left alone, and a job whose worker
+    died is redone from the start (its transaction was rolled back, so nothing is doubled)."""
+    job = services.import_job_claim(job_id=job_id)
+    if job is None:
+        logger.info("import job already taken or finished", extra={"job": job_id})
+        return "skipped"
+    try:
+        job = services.import_job_run(job=job)
+    except Exception as exc:  # noqa: BLE001 - a bug must still end the job visibly, then surface
+        logger.exception("import job crashed", extra={"job": job_id})
+        services.import_job_fail(job_id=job_id, message=f"internal error: {type(exc).__name__}: {exc}")
+        raise
+    return job.status
