@@ -84,6 +84,7 @@ class ParsedSample:
     content_hash: str
     text: str
     line: int | None = None
+    source_json: str | None = None  # `source` as JSON text, when the file already had it
 
 
 @dataclass
@@ -91,6 +92,7 @@ class RawRecord:
     obj: Any
     line: int
     record: int
+    raw: str | None = None  # the record's JSON text as it was in the file
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,7 +151,7 @@ def iter_json_lines(fp: BinaryIO, limits: Limits) -> Iterator[RawRecord | Record
         except (ValueError, RecursionError) as exc:
             yield RecordError(_loads_error(exc), line=line_no, record=this_record)
             continue
-        yield RawRecord(obj, line_no, this_record)
+        yield RawRecord(obj, line_no, this_record, text)
 
 
 def iter_json_array(fp: BinaryIO, limits: Limits) -> Iterator[RawRecord | RecordError]:
@@ -243,7 +245,7 @@ def iter_json_array(fp: BinaryIO, limits: Limits) -> Iterator[RawRecord | Record
             if bad:
                 column = bad.start() - buf.rfind("\n", 0, bad.start())
                 raise FileError(f"invalid UTF-8 at column {column}", line=line_at(bad.start()))
-            yield RawRecord(obj, line_at(start), record_no)
+            yield RawRecord(obj, line_at(start), record_no, buf[start:end])
             record_no += 1
             pos = end
             drop_consumed()
@@ -525,6 +527,32 @@ def detect_record_format(obj: Any) -> str | None:
     return None
 
 
+_RISKY_ESCAPE = re.compile(r"\\u(?:0000|d[89a-f])", re.IGNORECASE)
+
+
+def _check_strings(value: Any, path: str) -> None:
+    """Every string in the record (extra fields too) must be storable: no NUL, no lone surrogate."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise FieldError(path or None, "contains a NUL character")
+        if _LONE_SURROGATE.search(value) and not _paired(value):
+            raise FieldError(path or None, "contains an unpaired surrogate escape (not valid Unicode)")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_strings(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_strings(v, f"{path}[{i}]")
+
+
+def _paired(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _depth_ok(obj: Any, limit: int) -> bool:
     stack = [(obj, 1)]
     while stack:
@@ -615,7 +643,7 @@ def read_samples(
                 )
             result.format = detected
             convert = CONVERTERS[detected]
-        yield _finish(obj, item.line, item.record, convert, checker)
+        yield _finish(obj, item.line, item.record, convert, checker, raw=item.raw)
 
 
 def _read_csv(fp: BinaryIO, limits: Limits, columns: dict[str, str], delimiter: str) -> Iterator[ParsedSample | RecordError]:
@@ -631,10 +659,14 @@ def _read_csv(fp: BinaryIO, limits: Limits, columns: dict[str, str], delimiter: 
         yield _finish(obj, item.line, item.record, convert_alpaca, checker, source=item.obj)
 
 
-def _finish(obj: dict, line: int, record: int, convert: Callable, checker: _Checker, source: dict | None = None) -> ParsedSample | RecordError:
+def _finish(
+    obj: dict, line: int, record: int, convert: Callable, checker: _Checker, source: dict | None = None, raw: str | None = None
+) -> ParsedSample | RecordError:
     try:
         if not _depth_ok(obj, checker.limits.max_depth):
             raise FieldError(None, f"nested deeper than {checker.limits.max_depth} levels")
+        if raw is not None and _RISKY_ESCAPE.search(raw):
+            _check_strings(obj, "")
         conv = convert(obj, checker)
         ext = obj.get("id")
         if ext is None or ext == "":
@@ -659,4 +691,5 @@ def _finish(obj: dict, line: int, record: int, convert: Callable, checker: _Chec
         content_hash=content_hash(conv.messages),
         text=text,
         line=line,
+        source_json=raw,
     )

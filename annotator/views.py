@@ -73,6 +73,11 @@ def sample_detail(request, slug: str, pk: int):
 def import_create(request, slug: str):
     dataset = selectors.dataset_get(request.user, slug=slug)
     services.check_dataset_role(user=request.user, dataset=dataset, roles=[Membership.Role.OWNER])
+    if request.method == "POST":
+        try:
+            services.check_upload_size(content_length=int(request.META.get("CONTENT_LENGTH") or 0))
+        except services.ImportRefused as exc:
+            return render(request, "annotator/import_form.html", {"dataset": dataset, "form": ImportForm(), "refused": str(exc)}, status=413)
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:

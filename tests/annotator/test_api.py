@@ -117,3 +117,12 @@ def test_openapi_schema_and_docs(api, client):
     assert "/api/v1/datasets/{dataset_id}/samples/" in schema["paths"]
     assert "/api/v1/datasets/{dataset_id}/imports/" in schema["paths"]
     assert api.get("/api/docs/").status_code == 200
+
+
+def test_an_upload_over_the_cap_is_refused_from_its_content_length(api, dataset, settings):
+    settings.SFTDESK_IMPORT_MAX_BYTES = 10
+    big = SimpleUploadedFile("big.jsonl", b"x" * (2 * 1024 * 1024))
+    response = api.post(f"/api/v1/datasets/{dataset.pk}/imports/", {"file": big}, format="multipart")
+    assert response.status_code == 413
+    assert "over the import limit of 10 bytes" in response.json()["file"][0]
+    assert ImportJob.objects.count() == 0

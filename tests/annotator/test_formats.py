@@ -283,3 +283,15 @@ def test_array_records_spanning_read_chunks_keep_their_line_numbers():
 def test_an_escaped_lone_surrogate_is_refused():
     items, _ = read('{"instruction": "q\\ud800", "output": "a"}\n')
     assert items == [RecordError("contains an unpaired surrogate escape (not valid Unicode)", line=1, record=0, field="instruction")]
+
+
+def test_nul_and_lone_surrogate_escapes_in_extra_fields_are_refused_with_their_path():
+    items, _ = read('{"instruction": "q", "output": "a", "meta": {"notes": ["ok", "bad\\u0000"]}}\n'
+                    '{"instruction": "q", "output": "a", "x": "\\udc00"}\n'
+                    '{"instruction": "q", "output": "a", "x": "\\ud83d\\ude00 and a literal \\\\u0000"}\n')
+    assert items[:2] == [
+        RecordError("contains a NUL character", line=1, record=0, field="meta.notes[1]"),
+        RecordError("contains an unpaired surrogate escape (not valid Unicode)", line=2, record=1, field="x"),
+    ]
+    assert isinstance(items[2], ParsedSample)
+    assert items[2].source["x"] == "\U0001f600 and a literal \\u0000"

@@ -168,3 +168,14 @@ def test_create_dataset_makes_me_owner(owner_client, owner):
     response = owner_client.post(reverse("annotator:dataset_create"), {"name": "Math set", "slug": "", "description": "", "guidelines": ""})
     assert response.status_code == 302
     assert Membership.objects.get(dataset__slug="math-set").user == owner
+
+
+def test_an_upload_over_the_cap_is_refused_in_the_page(owner_client, dataset, settings):
+    settings.SFTDESK_IMPORT_MAX_BYTES = 10
+    response = owner_client.post(reverse("annotator:import_create", args=[dataset.slug]), {"file": SimpleUploadedFile("d.jsonl", b"x" * (2 * 1024 * 1024))})
+    assert response.status_code == 413
+    assert "over the import limit of 10 bytes" in response.content.decode()
+    small = owner_client.post(reverse("annotator:import_create", args=[dataset.slug]), {"file": SimpleUploadedFile("d.jsonl", b"x" * 11)})
+    assert small.status_code == 200
+    assert "d.jsonl is 11 bytes, over the import limit of 10 bytes." in small.content.decode()
+    assert ImportJob.objects.count() == 0
