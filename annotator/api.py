@@ -31,7 +31,7 @@ class DatasetListOutput(DatasetOutput):
 
 
 class DatasetListApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class DatasetCreateInput(serializers.Serializer):
         name = serializers.CharField(max_length=200)
         slug = serializers.SlugField(max_length=100, required=False, allow_blank=True)
         description = serializers.CharField(required=False, allow_blank=True)
@@ -42,9 +42,9 @@ class DatasetListApi(APIView):
         datasets = selectors.dataset_list(request.user)
         return Response(DatasetListOutput(datasets, many=True).data)
 
-    @extend_schema(request=InputSerializer, responses={201: DatasetOutput}, operation_id="datasets_create")
+    @extend_schema(request=DatasetCreateInput, responses={201: DatasetOutput}, operation_id="datasets_create")
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.DatasetCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             dataset = services.dataset_create(owner=request.user, **data.validated_data)
@@ -90,7 +90,7 @@ class SamplePagination(PageNumberPagination):
 
 
 class SampleListApi(APIView):
-    class FilterSerializer(serializers.Serializer):
+    class SampleFilter(serializers.Serializer):
         status = serializers.ChoiceField(choices=Sample.Status.values, required=False)
         task_type = serializers.CharField(required=False)
         language = serializers.CharField(required=False)
@@ -111,7 +111,7 @@ class SampleListApi(APIView):
     )
     def get(self, request, dataset_id: int):
         dataset = selectors.dataset_get(request.user, pk=dataset_id)
-        filters = self.FilterSerializer(data=request.query_params)
+        filters = self.SampleFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
         samples = selectors.sample_list(request.user, dataset, **filters.validated_data)
         paginator = SamplePagination()
@@ -164,7 +164,7 @@ def _job_data(job: ImportJob) -> dict:
 class ImportListApi(APIView):
     parser_classes = [MultiPartParser, FormParser]
 
-    class InputSerializer(serializers.Serializer):
+    class ImportCreateInput(serializers.Serializer):
         file = serializers.FileField()
         format = serializers.ChoiceField(choices=formats.FORMAT_CHOICES, default="auto")
         columns = serializers.CharField(required=False, allow_blank=True, help_text="CSV mapping, e.g. instruction=prompt,output=answer")
@@ -182,7 +182,7 @@ class ImportListApi(APIView):
         dataset = selectors.dataset_get(request.user, pk=dataset_id)
         return Response([_job_data(j) for j in selectors.import_job_list(request.user, dataset, limit=100)])
 
-    @extend_schema(request=InputSerializer, responses={202: ImportJobOutput}, operation_id="imports_create")
+    @extend_schema(request=ImportCreateInput, responses={202: ImportJobOutput}, operation_id="imports_create")
     def post(self, request, dataset_id: int):
         dataset = selectors.dataset_get(request.user, pk=dataset_id)
         services.check_dataset_role(user=request.user, dataset=dataset, roles=[Membership.Role.OWNER])
@@ -190,7 +190,7 @@ class ImportListApi(APIView):
             services.check_upload_size(content_length=int(request.META.get("CONTENT_LENGTH") or 0))
         except services.ImportRefused as exc:
             return Response({"file": [str(exc)]}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-        data = self.InputSerializer(data=request.data)
+        data = self.ImportCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         columns = data.validated_data.get("columns") or {}
         try:
