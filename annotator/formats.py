@@ -351,6 +351,14 @@ class _Checker:
             raise FieldError(name, "contains an unpaired surrogate escape (not valid Unicode)")
         return value
 
+    def array(self, obj: dict, name: str) -> list:
+        value = obj.get(name)
+        if value is None:
+            raise FieldError(name, "is missing")
+        if not isinstance(value, list):
+            raise FieldError(name, f"must be an array, got {_type_name(value)}")
+        return value
+
     def get(self, obj: dict, name: str, *, required: bool, what: str = "") -> str:
         if name not in obj or obj[name] is None:
             if required:
@@ -388,11 +396,7 @@ def convert_alpaca(obj: dict, c: _Checker) -> Converted:
 
 
 def convert_sharegpt(obj: dict, c: _Checker) -> Converted:
-    turns = obj.get("conversations")
-    if turns is None:
-        raise FieldError("conversations", "is missing")
-    if not isinstance(turns, list):
-        raise FieldError("conversations", f"must be an array, got {_type_name(turns)}")
+    turns = c.array(obj, "conversations")
     messages: list[dict[str, str]] = []
     system = c.get(obj, "system", required=False)
     if system.strip():
@@ -429,11 +433,7 @@ def _content(value: Any, name: str, c: _Checker) -> str:
 
 
 def convert_messages(obj: dict, c: _Checker) -> Converted:
-    turns = obj.get("messages")
-    if turns is None:
-        raise FieldError("messages", "is missing")
-    if not isinstance(turns, list):
-        raise FieldError("messages", f"must be an array, got {_type_name(turns)}")
+    turns = c.array(obj, "messages")
     messages = []
     for i, turn in enumerate(turns):
         if not isinstance(turn, dict):

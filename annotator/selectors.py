@@ -76,11 +76,11 @@ def dataset_facets(dataset: Dataset) -> dict[str, list[str]]:
     }
 
 
-def dataset_status_counts(dataset: Dataset) -> dict[str, int]:
+def dataset_status_counts(dataset: Dataset) -> list[dict]:
+    """[{"status", "label", "count"}] for every status, in workflow order, zeros included."""
     rows = Sample.objects.filter(dataset=dataset).order_by().values("status").annotate(n=Count("id"))
-    counts = {s: 0 for s in Sample.Status.values}
-    counts.update({r["status"]: r["n"] for r in rows})
-    return counts
+    counts = {r["status"]: r["n"] for r in rows}
+    return [{"status": value, "label": label, "count": counts.get(value, 0)} for value, label in Sample.Status.choices]
 
 
 def import_job_list(user: AbstractBaseUser, dataset: Dataset, *, limit: int = 10) -> QuerySet[ImportJob]:

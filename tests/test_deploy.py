@@ -18,3 +18,14 @@ def test_check_deploy_passes_with_production_settings(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_celery_queues_cpu_and_gpu_route_to_themselves():
+    from django.conf import settings
+
+    from config.celery_app import app
+
+    queues = {q.name: (q.exchange.name, q.routing_key) for q in settings.CELERY_TASK_QUEUES}
+    assert queues == {"cpu": ("cpu", "cpu"), "gpu": ("gpu", "gpu")}
+    assert app.amqp.router.route({}, "annotator.tasks.import_run")["queue"].name == "cpu"
+    assert app.amqp.router.route({"queue": "gpu"}, "scoring.tasks.anything")["queue"].routing_key == "gpu"

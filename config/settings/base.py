@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.utils.translation import gettext_lazy as _
-from kombu import Queue
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -162,7 +162,9 @@ SFTDESK_ADMIN_USER = os.environ.get("SFTDESK_ADMIN_USER", "admin")
 
 # Celery: Redis when REDIS_URL is set, else kombu's filesystem transport under var/ (no server).
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
-CELERY_TASK_QUEUES = (Queue("cpu"), Queue("gpu"))
+CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ("cpu", "gpu"))
+CELERY_TASK_DEFAULT_EXCHANGE = "cpu"
+CELERY_TASK_DEFAULT_ROUTING_KEY = "cpu"
 CELERY_TASK_ROUTES = {"scoring.tasks.gpu_*": {"queue": "gpu"}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
