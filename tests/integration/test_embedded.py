@@ -59,4 +59,6 @@ def test_embedded_default_runs_an_import_through_a_real_worker(tmp_path):
     assert summary == '{"status": "succeeded", "imported": 500, "samples": 500}', (tmp_path / "worker.log").read_text()[-3000:]
     assert (var / "db.sqlite3").exists()
     assert (var / "broker" / "out").is_dir()
+    assert (var / "broker" / "control").is_dir()
+    assert not (ROOT / "control").exists()  # nothing written outside SFTDESK_VAR_DIR
     assert list((var / "media" / "imports").rglob("e*.jsonl"))
