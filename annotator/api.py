@@ -186,11 +186,10 @@ class ImportListApi(APIView):
     def post(self, request, dataset_id: int):
         dataset = selectors.dataset_get(request.user, pk=dataset_id)
         services.check_dataset_role(user=request.user, dataset=dataset, roles=[Membership.Role.OWNER])
-        try:
-            services.check_upload_size(content_length=int(request.META.get("CONTENT_LENGTH") or 0))
-        except services.ImportRefused as exc:
-            return Response({"file": [str(exc)]}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         data = self.ImportCreateInput(data=request.data)
+        refused = getattr(request._request, "upload_refused", None)
+        if refused:
+            return Response({"file": [refused]}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         data.is_valid(raise_exception=True)
         columns = data.validated_data.get("columns") or {}
         try:

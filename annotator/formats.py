@@ -102,14 +102,30 @@ class RawRecord:
 _WS = re.compile(r"[ \t\n\r]*")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-_decoder = json.JSONDecoder()
 CHUNK = 1024 * 1024
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]}{'...' if len(text) > 20 else ''} is out of range")
+    return value
+
+
+# Strict JSON: NaN, Infinity and numbers out of range are refused (databases cannot store them).
+_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def _loads_error(exc: Exception) -> str:
     if isinstance(exc, RecursionError):
         return "JSON is nested too deeply"
     if isinstance(exc, json.JSONDecodeError):
+        if exc.msg.startswith("Invalid control character") and exc.doc[exc.pos : exc.pos + 1] == "\x00":
+            return f"NUL byte at column {exc.colno}"
         return f"invalid JSON: {exc.msg} (column {exc.colno})"
     return f"invalid JSON: {exc}"
 
@@ -147,7 +163,7 @@ def iter_json_lines(fp: BinaryIO, limits: Limits) -> Iterator[RawRecord | Record
             yield RecordError(f"invalid UTF-8 at byte {exc.start + 1} of the line", line=line_no, record=this_record)
             continue
         try:
-            obj = json.loads(text)
+            obj = _decoder.decode(text)
         except (ValueError, RecursionError) as exc:
             yield RecordError(_loads_error(exc), line=line_no, record=this_record)
             continue
@@ -180,11 +196,7 @@ def iter_json_array(fp: BinaryIO, limits: Limits) -> Iterator[RawRecord | Record
             return False
         raw = fp.read(max(CHUNK, min_chars))
         final = not raw
-        chunk = decoder.decode(raw, final=final)
-        if "\x00" in chunk:
-            at = chunk.index("\x00")
-            raise FileError("NUL byte", line=base_line + buf.count("\n") + chunk.count("\n", 0, at))
-        buf += chunk
+        buf += decoder.decode(raw, final=final)
         if final:
             eof = True
         return True
@@ -234,13 +246,23 @@ def iter_json_array(fp: BinaryIO, limits: Limits) -> Iterator[RawRecord | Record
                 except RecursionError:
                     raise FileError("JSON is nested too deeply", line=line_at(start)) from None
                 except json.JSONDecodeError as exc:
-                    if len(buf) - start > limits.max_record_bytes:
+                    # A record cut off by the end of the buffer fails near that end, or inside a string
+                    # that runs to it: read more. Any other failure is a real syntax error.
+                    cut_off = exc.pos >= len(buf) - 8 or exc.msg.startswith("Unterminated string")
+                    if cut_off and _too_big(buf, start, len(buf), limits.max_record_bytes):
                         raise FileError(
-                            f"record {record_no} is larger than the {limits.max_record_bytes:,}-byte limit",
-                            line=line_at(start),
+                            f"record {record_no} is larger than the {limits.max_record_bytes:,}-byte limit", line=line_at(start)
                         ) from None
-                    if not more(len(buf) - start):  # grow geometrically: few retries for big records
-                        raise FileError(f"invalid JSON: {exc.msg} (column {exc.colno})", line=base_line + exc.lineno - 1) from None
+                    if not cut_off or not more(len(buf) - start):  # grow geometrically: few retries for big records
+                        raise FileError(_loads_error(exc), line=base_line + exc.lineno - 1) from None
+                except ValueError as exc:  # NaN, Infinity, numbers out of range, integers too long
+                    raise FileError(f"invalid JSON: {exc}", line=line_at(start)) from None
+            if _too_big(buf, start, end, limits.max_record_bytes):
+                yield RecordError(f"record is larger than the {limits.max_record_bytes:,}-byte limit", line=line_at(start), record=record_no)
+                record_no += 1
+                pos = end
+                drop_consumed()
+                continue
             bad = _SURROGATE.search(buf, start, end)
             if bad:
                 column = bad.start() - buf.rfind("\n", 0, bad.start())
@@ -253,6 +275,17 @@ def iter_json_array(fp: BinaryIO, limits: Limits) -> Iterator[RawRecord | Record
         if exc.error.record is None:
             exc.error.record = record_no
         yield exc.error
+
+
+def _too_big(buf: str, start: int, end: int, limit: int) -> bool:
+    """Is buf[start:end] over `limit` bytes as UTF-8? Characters are a lower bound and a quarter of
+    the upper one, so the slice is encoded only near the limit."""
+    chars = end - start
+    if chars > limit:
+        return True
+    if chars * 4 <= limit:
+        return False
+    return len(buf[start:end].encode("utf-8", "surrogateescape")) > limit
 
 
 def iter_csv(fp: BinaryIO, limits: Limits, *, delimiter: str = ",") -> Iterator[RawRecord | RecordError]:
@@ -539,7 +572,10 @@ def _check_strings(value: Any, path: str) -> None:
             raise FieldError(path or None, "contains an unpaired surrogate escape (not valid Unicode)")
     elif isinstance(value, dict):
         for k, v in value.items():
-            _check_strings(v, f"{path}.{k}" if path else str(k))
+            name = k if k.isprintable() else repr(k)[1:-1]
+            name = f"{path}.{name}" if path else name
+            _check_strings(k, name)
+            _check_strings(v, name)
     elif isinstance(value, list):
         for i, v in enumerate(value):
             _check_strings(v, f"{path}[{i}]")

@@ -81,16 +81,6 @@ def membership_set(*, actor: AbstractBaseUser | None, dataset: Dataset, user: Ab
 # Imports
 # ---------------------------------------------------------------------------------------------
 
-def check_upload_size(*, content_length: int) -> None:
-    """Refuse an upload from its Content-Length, before the body is read and spooled to disk."""
-    cap = settings.SFTDESK_IMPORT_MAX_BYTES
-    if content_length > cap + 1024 * 1024:  # room for the multipart envelope and the other fields
-        raise ImportRefused(
-            _("The upload is %(size)s bytes, over the import limit of %(cap)s bytes (SFTDESK_IMPORT_MAX_BYTES).")
-            % {"size": f"{content_length:,}", "cap": f"{cap:,}"}
-        )
-
-
 def progress_key(job_id: int) -> str:
     return f"sftdesk:import-progress:{job_id}"
 
@@ -153,26 +143,34 @@ class _Counts:
 
 
 def import_job_claim(*, job_id: int) -> ImportJob | None:
-    """Mark a queued job running; None when another worker has it or it already finished.
-    A job left 'running' by a worker that died is claimed again (its transaction was rolled back)."""
-    now = timezone.now()
-    claimed = ImportJob.objects.filter(pk=job_id, status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING]).update(
-        status=ImportJob.Status.RUNNING, started_at=now, progress=0.0
-    )
-    if not claimed:
-        return None
-    return ImportJob.objects.select_related("dataset").get(pk=job_id)
+    """Mark a queued job running; None when it finished or another worker is running it now (its
+    row is locked). A job left 'running' by a worker that died is claimed again: that worker's
+    transaction was rolled back, so nothing it wrote remains."""
+    with transaction.atomic():
+        job = (
+            ImportJob.objects.select_for_update(skip_locked=True)
+            .filter(pk=job_id, status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING])
+            .select_related("dataset")
+            .first()
+        )
+        if job is None:
+            return None
+        job.status, job.started_at, job.progress = ImportJob.Status.RUNNING, timezone.now(), 0.0
+        job.save(update_fields=["status", "started_at", "progress"])
+    return job
 
 
-def import_job_run(*, job: ImportJob, on_progress: Callable[[ImportJob, float, _Counts], None] | None = None) -> ImportJob:
+def import_job_run(*, job: ImportJob, on_progress: Callable[[ImportJob, float, _Counts], None] | None = None) -> ImportJob | None:
     """Read the job's file and insert its samples, all or nothing: a file with any bad record imports
-    nothing and the job lists up to 100 errors with line, record and field."""
+    nothing and the job lists up to 100 errors with line, record and field.
+
+    The samples and the job's final state commit together, under a lock on the job row, so a second
+    delivery of the same job while it runs does nothing (returns None) on PostgreSQL."""
     started = time.monotonic()
     limits = formats.Limits(
         max_record_bytes=settings.SFTDESK_IMPORT_MAX_RECORD_BYTES, max_field_chars=settings.SFTDESK_IMPORT_MAX_FIELD_CHARS
     )
     max_errors = settings.SFTDESK_IMPORT_MAX_ERRORS
-    batch_size = settings.SFTDESK_IMPORT_BATCH_SIZE
     counts = _Counts()
     errors: list[dict] = []
     read = formats.ReadResult()
@@ -186,58 +184,61 @@ def import_job_run(*, job: ImportJob, on_progress: Callable[[ImportJob, float, _
             return
         last_report = now
         pct = min(99.0, 100.0 * fp.tell() / total)
-        cache.set(progress_key(job.pk), {"progress": pct, "records": counts.records, "imported": counts.imported, "duplicates": counts.duplicates}, 3600)
+        live = {"progress": pct, "records": counts.records, "imported": counts.imported, "duplicates": counts.duplicates}
+        try:
+            cache.set(progress_key(job.pk), live, 3600)
+        except Exception:  # noqa: BLE001 - progress is best-effort; the import must not fail for it
+            logger.warning("could not publish import progress", exc_info=True, extra={"job": job.pk})
         if on_progress:
             on_progress(job, pct, counts)
 
-    try:
-        with _open_job_file(job) as fp, transaction.atomic():
-            sink = _CopySink(job, counts) if connection.vendor == "postgresql" else _BatchSink(job, counts, batch_size)
-            try:
-                for item in formats.read_samples(fp, fmt=job.format, filename=job.original_name, limits=limits, options=job.options, result=read):
-                    if isinstance(item, formats.RecordError):
-                        errors.append(item.as_dict())
-                        if len(errors) >= max_errors:
-                            break
-                        continue
-                    counts.records += 1
-                    if errors:
-                        continue  # keep reading to report more errors, write nothing
-                    sink.add(item)
-                    if counts.records % 1000 == 0:
-                        report(fp)
-            finally:
-                sink.close()
-            if errors:
-                transaction.set_rollback(True)
-            elif counts.records == 0:
-                errors.append(formats.RecordError("the file holds no records").as_dict())
-                transaction.set_rollback(True)
-            else:
-                sink.finish()
-    except formats.FileError as exc:
-        errors.append(exc.error.as_dict())
-    except OSError as exc:
-        errors.append(formats.RecordError(f"cannot read the file: {exc.strerror or exc}").as_dict())
+    with transaction.atomic():
+        if not ImportJob.objects.select_for_update(skip_locked=True).filter(pk=job.pk, status=ImportJob.Status.RUNNING).exists():
+            return None  # finished, or another worker holds it right now
+        try:
+            with _open_job_file(job) as fp, transaction.atomic():  # a savepoint: samples roll back alone
+                sink = _CopySink(job, counts) if connection.vendor == "postgresql" else _BatchSink(job, counts, settings.SFTDESK_IMPORT_BATCH_SIZE)
+                failed = True
+                try:
+                    for item in formats.read_samples(fp, fmt=job.format, filename=job.original_name, limits=limits, options=job.options, result=read):
+                        if isinstance(item, formats.RecordError):
+                            errors.append(item.as_dict())
+                            if len(errors) >= max_errors:
+                                break
+                        else:
+                            counts.records += 1
+                            if not errors:  # after an error keep reading to report more, write nothing
+                                sink.add(item)
+                        if (counts.records + len(errors)) % 256 == 0:
+                            report(fp)
+                    failed = bool(errors)
+                finally:
+                    sink.close(abort=failed)
+                if not errors and counts.records == 0:
+                    errors.append(formats.RecordError("the file holds no records").as_dict())
+                if errors:
+                    transaction.set_rollback(True)
+                else:
+                    sink.finish()
+        except formats.FileError as exc:
+            errors.append(exc.error.as_dict())
+        except OSError as exc:
+            errors.append(formats.RecordError(f"cannot read the file: {exc.strerror or exc}").as_dict())
 
-    job.detected_format = read.format
-    job.records_total = counts.records
-    job.finished_at = timezone.now()
-    if errors:
-        job.status = ImportJob.Status.FAILED
+        job.detected_format = read.format
+        job.records_total = counts.records
+        job.finished_at = timezone.now()
+        job.progress = 100.0
+        job.status = ImportJob.Status.FAILED if errors else ImportJob.Status.SUCCEEDED
         job.errors = errors[:max_errors]
         job.error_count = len(job.errors)
-        job.imported_count = 0
-        job.duplicate_count = 0
-    else:
-        job.status = ImportJob.Status.SUCCEEDED
-        job.imported_count = counts.imported
-        job.duplicate_count = counts.duplicates
-        job.errors = []
-        job.error_count = 0
-    job.progress = 100.0
-    job.save(update_fields=["detected_format", "records_total", "finished_at", "status", "errors", "error_count", "imported_count", "duplicate_count", "progress"])
-    cache.delete(progress_key(job.pk))
+        job.imported_count = 0 if errors else counts.imported
+        job.duplicate_count = 0 if errors else counts.duplicates
+        job.save(update_fields=["detected_format", "records_total", "finished_at", "status", "errors", "error_count", "imported_count", "duplicate_count", "progress"])
+    try:
+        cache.delete(progress_key(job.pk))
+    except Exception:  # noqa: BLE001
+        logger.warning("could not clear import progress", exc_info=True, extra={"job": job.pk})
     logger.info(
         "import %s into dataset %s %s: %s imported, %s duplicates, %s errors",
         job.pk, job.dataset_id, job.status, job.imported_count, job.duplicate_count, job.error_count,
@@ -284,7 +285,7 @@ class _BatchSink:
         if len(self.batch) >= self.batch_size:
             self._flush()
 
-    def close(self) -> None:
+    def close(self, *, abort: bool = False) -> None:
         pass
 
     def finish(self) -> None:
@@ -346,10 +347,12 @@ class _CopySink:
         ))
         self.seq += 1
 
-    def close(self) -> None:
+    def close(self, *, abort: bool = False) -> None:
+        """End the COPY; `abort` sends COPY FAIL so the server stops (the savepoint is rolled back)."""
         if self.copy is not None:
             self.copy = None
-            self._copy_cm.__exit__(None, None, None)
+            reason = RuntimeError("import aborted") if abort else None
+            self._copy_cm.__exit__(type(reason) if reason else None, reason, None)
 
     def finish(self) -> None:
         table = Sample._meta.db_table

@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from . import services
+from .models import ImportJob
 
 logger = logging.getLogger(__name__)
 
@@ -17,12 +18,16 @@ def import_run(job_id: int) -> str:
     died is redone from the start (its transaction was rolled back, so nothing is doubled)."""
     job = services.import_job_claim(job_id=job_id)
     if job is None:
-        logger.info("import job already taken or finished", extra={"job": job_id})
-        return "skipped"
+        finished = ImportJob.objects.filter(pk=job_id, status__in=[ImportJob.Status.SUCCEEDED, ImportJob.Status.FAILED]).exists()
+        logger.info("import job %s %s: nothing to do", job_id, "already finished" if finished else "running in another worker")
+        return "finished" if finished else "busy"
     try:
-        job = services.import_job_run(job=job)
+        result = services.import_job_run(job=job)
     except Exception as exc:  # noqa: BLE001 - a bug must still end the job visibly, then surface
         logger.exception("import job crashed", extra={"job": job_id})
         services.import_job_fail(job_id=job_id, message=f"internal error: {type(exc).__name__}: {exc}")
         raise
-    return job.status
+    if result is None:
+        logger.info("import job %s running in another worker: nothing to do", job_id)
+        return "busy"
+    return result.status

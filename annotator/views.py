@@ -73,12 +73,10 @@ def sample_detail(request, slug: str, pk: int):
 def import_create(request, slug: str):
     dataset = selectors.dataset_get(request.user, slug=slug)
     services.check_dataset_role(user=request.user, dataset=dataset, roles=[Membership.Role.OWNER])
-    if request.method == "POST":
-        try:
-            services.check_upload_size(content_length=int(request.META.get("CONTENT_LENGTH") or 0))
-        except services.ImportRefused as exc:
-            return render(request, "annotator/import_form.html", {"dataset": dataset, "form": ImportForm(), "refused": str(exc)}, status=413)
     form = ImportForm(request.POST or None, request.FILES or None)
+    refused = getattr(request, "upload_refused", None) if request.method == "POST" else None
+    if refused:
+        return render(request, "annotator/import_form.html", {"dataset": dataset, "form": ImportForm(), "refused": refused}, status=413)
     if request.method == "POST" and form.is_valid():
         try:
             job = services.import_job_create(
@@ -102,3 +100,13 @@ def import_detail(request, slug: str, pk: int):
     if request.htmx:
         return render(request, "annotator/import_detail.html#progress", context)
     return render(request, "annotator/import_detail.html", context)
+
+
+def csrf_failure(request, reason: str = ""):
+    """An upload refused for its size never had its CSRF token read: say what really happened."""
+    refused = getattr(request, "upload_refused", None)
+    if refused:
+        return render(request, "413.html", {"message": refused}, status=413)
+    from django.views.csrf import csrf_failure as default_failure
+
+    return default_failure(request, reason=reason)

@@ -151,8 +151,14 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_ROOT = Path(os.environ.get("SFTDESK_MEDIA_ROOT") or VAR_DIR / "media")
 MEDIA_URL = "media/"  # never served: uploads are read by workers, not published
 
-# Uploads are streamed to a temporary file past 2.5 MB; the cap below refuses larger files early.
-FILE_UPLOAD_TEMP_DIR = None
+# Uploads stream to a temporary file past 2.5 MB; the first handler refuses bodies over the cap
+# while they arrive, before anything is spooled.
+CSRF_FAILURE_VIEW = "annotator.views.csrf_failure"
+FILE_UPLOAD_HANDLERS = [
+    "annotator.uploads.CappedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 SFTDESK_IMPORT_MAX_BYTES = env_int("SFTDESK_IMPORT_MAX_BYTES", 2 * 1024**3)
 SFTDESK_IMPORT_MAX_RECORD_BYTES = env_int("SFTDESK_IMPORT_MAX_RECORD_BYTES", 64 * 1024**2)
 SFTDESK_IMPORT_MAX_FIELD_CHARS = env_int("SFTDESK_IMPORT_MAX_FIELD_CHARS", 1_000_000)

@@ -119,7 +119,7 @@ def test_openapi_schema_and_docs(api, client):
     assert api.get("/api/docs/").status_code == 200
 
 
-def test_an_upload_over_the_cap_is_refused_from_its_content_length(api, dataset, settings):
+def test_an_upload_over_the_cap_is_refused_while_it_streams(api, dataset, settings):
     settings.SFTDESK_IMPORT_MAX_BYTES = 10
     big = SimpleUploadedFile("big.jsonl", b"x" * (2 * 1024 * 1024))
     response = api.post(f"/api/v1/datasets/{dataset.pk}/imports/", {"file": big}, format="multipart")

@@ -295,3 +295,60 @@ def test_nul_and_lone_surrogate_escapes_in_extra_fields_are_refused_with_their_p
     ]
     assert isinstance(items[2], ParsedSample)
     assert items[2].source["x"] == "\U0001f600 and a literal \\u0000"
+
+
+@pytest.mark.parametrize("container", ["lines", "array"])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("NaN", "invalid JSON: NaN is not valid JSON"),
+        ("-Infinity", "invalid JSON: -Infinity is not valid JSON"),
+        ("1e400000", "invalid JSON: number 1e400000 is out of range"),
+        ("1" * 5000, "invalid JSON: Exceeds the limit (4300 digits) for integer string conversion"),
+    ],
+)
+def test_numbers_no_database_can_store_are_refused_with_their_line(container, value, message):
+    good = json.dumps({"instruction": "q", "output": "a"})
+    bad = '{"instruction": "q", "output": "a", "score": ' + value + "}"
+    data = f"{good}\n{bad}\n" if container == "lines" else f"[\n{good},\n{bad}\n]"
+    items, _ = read(data)
+    assert isinstance(items[0], ParsedSample)
+    assert items[1].line == 2 if container == "lines" else items[1].line == 3
+    assert items[1].message.startswith(message)
+
+
+def test_a_nul_or_lone_surrogate_in_a_key_is_refused():
+    items, _ = read('{"instruction": "q", "output": "a", "k\\u0000": 1}\n')
+    assert items == [RecordError("contains a NUL character", line=1, record=0, field="k\\x00")]
+
+
+def test_a_syntax_error_in_a_big_array_is_reported_as_such_at_once():
+    records = [json.dumps({"instruction": f"q{i}", "output": "a" * 100}) for i in range(2000)]
+    records[1] = records[1][:-1] + ",}"  # a trailing comma in record 1
+    items, _ = read("[\n" + ",\n".join(records) + "\n]", limits=Limits(max_record_bytes=1000))
+    assert isinstance(items[0], ParsedSample)
+    assert items[1] == RecordError("invalid JSON: Expecting property name enclosed in double quotes (column 136)", line=3, record=1)
+
+
+def test_the_record_limit_counts_bytes_in_arrays_as_in_lines():
+    record = {"instruction": "问" * 500, "output": "答" * 500}  # about 3,000 bytes, 1,000 characters
+    for data in (jsonl(record), "[" + json.dumps(record, ensure_ascii=False) + "]"):
+        items, _ = read(data, limits=Limits(max_record_bytes=2000))
+        assert len(items) == 1 and isinstance(items[0], RecordError), data[:20]
+        assert "larger than the 2,000-byte limit" in items[0].message
+
+
+def test_a_nul_byte_in_an_array_names_its_record_and_line():
+    records = [json.dumps({"instruction": f"q{i}", "output": "a"}) for i in range(60)]
+    records[50] = '{"instruction": "q\x0050", "output": "a"}'
+    items, _ = read("[\n" + ",\n".join(records) + "\n]")
+    assert items[50] == RecordError("NUL byte at column 19", line=52, record=50)
+
+
+def test_multibyte_text_across_read_chunks_is_decoded_whole():
+    records = [{"instruction": f"第{i}题：" + "春眠不觉晓，处处闻啼鸟。" * 40, "output": "😀" * 50} for i in range(1500)]  # ~2 MB
+    body = "[\n" + ",\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n]"
+    items, _ = read(body)
+    parsed = ok(items)
+    assert [p.source for p in parsed] == records
+    assert parsed[-1].line == 1501

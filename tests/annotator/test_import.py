@@ -13,7 +13,8 @@ from annotator import services
 from annotator.models import Dataset, ImportJob, Membership, Sample
 from tests.conftest import DatasetFactory, SampleFactory
 
-pytestmark = [pytest.mark.django_db(transaction=False), pytest.mark.both]
+# transaction=True: on PostgreSQL each import really commits or rolls back, as in a worker.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.both]
 
 
 def jsonl(records) -> bytes:

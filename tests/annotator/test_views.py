@@ -170,12 +170,21 @@ def test_create_dataset_makes_me_owner(owner_client, owner):
     assert Membership.objects.get(dataset__slug="math-set").user == owner
 
 
-def test_an_upload_over_the_cap_is_refused_in_the_page(owner_client, dataset, settings):
+def test_an_upload_over_the_cap_is_refused_in_the_page_before_it_is_spooled(owner, dataset, settings, monkeypatch):
+    from django.core.files import uploadhandler
+    from django.test import Client
+
+    spooled = []
+    monkeypatch.setattr(uploadhandler.TemporaryFileUploadHandler, "receive_data_chunk", lambda self, data, start: spooled.append(len(data)))
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(owner)
+    url = reverse("annotator:import_create", args=[dataset.slug])
+    token = client.get(url).context["csrf_token"]
     settings.SFTDESK_IMPORT_MAX_BYTES = 10
-    response = owner_client.post(reverse("annotator:import_create", args=[dataset.slug]), {"file": SimpleUploadedFile("d.jsonl", b"x" * (2 * 1024 * 1024))})
+    response = client.post(url, {"file": SimpleUploadedFile("d.jsonl", b"x" * (3 * 1024 * 1024)), "csrfmiddlewaretoken": str(token)})
     assert response.status_code == 413
     assert "over the import limit of 10 bytes" in response.content.decode()
-    small = owner_client.post(reverse("annotator:import_create", args=[dataset.slug]), {"file": SimpleUploadedFile("d.jsonl", b"x" * 11)})
-    assert small.status_code == 200
-    assert "d.jsonl is 11 bytes, over the import limit of 10 bytes." in small.content.decode()
+    assert spooled == []  # not one byte reached the temporary file
+    small = client.post(url, {"file": SimpleUploadedFile("d.jsonl", b"x" * 11), "csrfmiddlewaretoken": str(token)})
+    assert small.status_code == 413
     assert ImportJob.objects.count() == 0

@@ -68,8 +68,28 @@ def test_running_the_task_twice_imports_once(api, dataset, celery_worker_process
     wait_for_job(api, dataset, job_id, celery_worker_process)
     import_run.delay(job_id)  # a redelivery: the worker must leave the finished job alone
     deadline = time.monotonic() + 30
-    while "import job already taken or finished" not in celery_worker_process.log_path.read_text():
+    while f"import job {job_id} already finished: nothing to do" not in celery_worker_process.log_path.read_text():
         assert time.monotonic() < deadline, "the worker never handled the second delivery"
         time.sleep(0.1)
     assert ImportJob.objects.get(pk=job_id).imported_count == 1
     assert Sample.objects.filter(dataset=dataset).count() == 1
+
+
+def test_a_second_delivery_while_the_job_runs_does_nothing(api, dataset, celery_worker_process):
+    from annotator.tasks import import_run
+
+    n = 80_000
+    data = "".join(json.dumps({"instruction": f"Item {i}", "output": "ok"}) + "\n" for i in range(n)).encode()
+    response = api.post(f"/api/v1/datasets/{dataset.pk}/imports/", {"file": SimpleUploadedFile("r.jsonl", data)}, format="multipart")
+    job_id = response.json()["id"]
+    deadline = time.monotonic() + 60
+    while ImportJob.objects.get(pk=job_id).status != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    started = time.monotonic()
+    assert import_run.apply(args=[job_id]).result == "busy"  # the row is locked by the worker's run
+    assert time.monotonic() - started < 5  # skipped at once, not after waiting for the lock
+    body, _ = wait_for_job(api, dataset, job_id, celery_worker_process)
+    assert (body["status"], body["imported_count"], body["duplicate_count"]) == ("succeeded", n, 0)
+    assert Sample.objects.filter(dataset=dataset).count() == n
+    assert import_run.apply(args=[job_id]).result == "finished"
