@@ -59,12 +59,21 @@ def dataset_create(
 ) -> Dataset:
     with transaction.atomic():
         dataset = Dataset.objects.create(
-            name=name, slug=slug or slugify(name)[:100] or "dataset", description=description,
+            name=name, slug=slug or _free_slug(slugify(name)[:90] or "dataset"), description=description,
             guidelines=guidelines, created_by=owner,
         )
         if owner is not None:
             Membership.objects.create(user=owner, dataset=dataset, role=Role.OWNER)
     return dataset
+
+
+def _free_slug(base: str) -> str:
+    """`base`, or `base-2`, `base-3`, ... whichever is free (names in Chinese all start from 'dataset')."""
+    taken = set(Dataset.objects.filter(slug__startswith=base).values_list("slug", flat=True))
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    return slug
 
 
 def membership_set(*, actor: AbstractBaseUser | None, dataset: Dataset, user: AbstractBaseUser, role: str) -> Membership:

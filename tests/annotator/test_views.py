@@ -188,3 +188,22 @@ def test_an_upload_over_the_cap_is_refused_in_the_page_before_it_is_spooled(owne
     small = client.post(url, {"file": SimpleUploadedFile("d.jsonl", b"x" * 11), "csrfmiddlewaretoken": str(token)})
     assert small.status_code == 413
     assert ImportJob.objects.count() == 0
+
+
+def test_images_in_samples_become_links_and_pages_carry_a_strict_csp(owner_client, dataset):
+    sample = SampleFactory(dataset=dataset, messages=[
+        {"role": "user", "content": "Describe it"},
+        {"role": "assistant", "content": "![a chart](https://tracker.example/pixel.png?who=me)"},
+    ])
+    response = owner_client.get(reverse("annotator:sample_detail", args=[dataset.slug, sample.pk]))
+    body = response.content.decode()
+    assert '<a href="https://tracker.example/pixel.png?who=me" class="image-link" rel="noopener noreferrer nofollow">[a chart]</a>' in body
+    assert "<img" not in body
+    csp = response["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "img-src 'self' data:" in csp
+
+
+def test_datasets_named_in_chinese_get_free_slugs(owner_client):
+    for _ in range(3):
+        assert owner_client.post(reverse("annotator:dataset_create"), {"name": "数学推理"}).status_code == 302
+    assert sorted(Membership.objects.values_list("dataset__slug", flat=True)) == ["dataset", "dataset-2", "dataset-3"]

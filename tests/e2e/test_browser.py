@@ -30,6 +30,9 @@ def page(monkeypatch):
         dialogs = []
         pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         pg.dialogs = dialogs
+        console_errors = []
+        pg.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+        pg.console_errors = console_errors
         yield pg
         browser.close()
         # ORM calls made while Playwright's loop runs get their own connection; close it so the
@@ -71,3 +74,8 @@ def test_login_upload_progress_and_inert_script(page, live_server, celery_worker
     assert page.evaluate("window.__pwned") is None
     assert page.locator("article.turn.assistant script, article.turn.assistant img").count() == 0
     assert page.dialogs == []
+    assert [e for e in page.console_errors if "Content Security Policy" in e] == []
+
+    page.select_option("select[name=language]", "zh-hans")  # switches without a button (static JS, CSP-safe)
+    page.wait_for_load_state("load")
+    assert page.inner_text("header nav").split()[0] == "数据集"
