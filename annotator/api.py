@@ -11,6 +11,8 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from exports.auth import request_token
+
 from . import formats, selectors, services
 from .forms import parse_columns
 from .models import ImportJob, Membership, Sample
@@ -40,6 +42,9 @@ class DatasetListApi(APIView):
     @extend_schema(responses=DatasetListOutput(many=True), operation_id="datasets_list")
     def get(self, request):
         datasets = selectors.dataset_list(request.user)
+        token = request_token(request)
+        if token is not None and token.dataset_id is not None:
+            datasets = datasets.filter(pk=token.dataset_id)
         return Response(DatasetListOutput(datasets, many=True).data)
 
     @extend_schema(request=DatasetCreateInput, responses={201: DatasetOutput}, operation_id="datasets_create")

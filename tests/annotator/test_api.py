@@ -6,10 +6,10 @@ import json
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotator.models import ImportJob, Sample
+from exports.tokens import api_token_create
 from tests.conftest import DatasetFactory, SampleFactory
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +18,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def api(owner):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=owner).key}")
+    _token, key = api_token_create(user=owner, name="tests", can_write=True)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     return client
 
 

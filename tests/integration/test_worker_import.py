@@ -8,10 +8,10 @@ import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotator.models import ImportJob, Sample
+from exports.tokens import api_token_create
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -31,7 +31,8 @@ def wait_for_job(api, dataset, job_id, worker, timeout=120):
 @pytest.fixture
 def api(owner):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=owner).key}")
+    _token, key = api_token_create(user=owner, name="tests", can_write=True)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     return client
 
 
