@@ -2,12 +2,17 @@
 
 Integration tests (tests/integration) start a real worker against Redis and PostgreSQL instead."""
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
-# Tests write nothing into the checkout's var/: a temporary folder unless one is given.
-os.environ.setdefault("SFTDESK_VAR_DIR", tempfile.mkdtemp(prefix="sftdesk-var-"))
+# Tests write nothing into the checkout's var/: a temporary folder, removed at exit, unless one is
+# given (worker processes started by the tests inherit it through the environment).
+if not os.environ.get("SFTDESK_VAR_DIR"):
+    os.environ["SFTDESK_VAR_DIR"] = tempfile.mkdtemp(prefix="sftdesk-var-")
+    atexit.register(shutil.rmtree, os.environ["SFTDESK_VAR_DIR"], ignore_errors=True)
 
 from .base import *  # noqa: E402, F403
 from .base import STATIC_ROOT  # noqa: E402
