@@ -98,3 +98,14 @@ def test_load_demo_imports_the_shipped_file_once(monkeypatch):
     out, _ = run("load_demo")
     assert out.strip() == f"demo dataset: 0 new samples, {len(records)} duplicates skipped"
     assert Sample.objects.filter(dataset=demo).count() == n
+
+
+def test_create_with_a_missing_or_bad_file_leaves_no_dataset(tmp_path):
+    with pytest.raises(CommandError, match="no such file"):
+        run("import_samples", "fresh", str(tmp_path / "missing.json"), "--create")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "q"}\n')
+    with pytest.raises(CommandError, match="import failed"):
+        run("import_samples", "fresh", str(bad), "--create")
+    assert not Dataset.objects.filter(slug="fresh").exists()
+    assert ImportJob.objects.count() == 0

@@ -7,6 +7,7 @@ import sys
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, transaction
 
 from annotator import formats, services
 from annotator.forms import parse_columns
@@ -31,18 +32,23 @@ class Command(BaseCommand):
             columns = parse_columns(",".join(map))
         except Exception as exc:  # forms.ValidationError
             raise CommandError(f"--map: {'; '.join(getattr(exc, 'messages', [str(exc)]))}") from None
+        if Dataset._meta.db_table not in connection.introspection.table_names():
+            raise CommandError("the database has no tables yet: run `make migrate` (or `make run`) first")
         ds = Dataset.objects.filter(slug=dataset).first()
-        if ds is None:
-            if not create:
-                raise CommandError(f"no dataset {dataset!r}; pass --create to make it")
-            ds = services.dataset_create(name=dataset, slug=dataset, owner=self._owner(owner))
-            self.stderr.write(f"created dataset {ds.slug}")
+        if ds is None and not create:
+            raise CommandError(f"no dataset {dataset!r}; pass --create to make it")
+        created = ds is None
         try:
-            job = services.import_job_create(
-                user=None, dataset=ds, path=path, fmt=format, options={"columns": columns} if columns else {}, enqueue=False
-            )
+            with transaction.atomic():  # a refused file leaves no new dataset behind
+                if created:
+                    ds = services.dataset_create(name=dataset, slug=dataset, owner=self._owner(owner))
+                job = services.import_job_create(
+                    user=None, dataset=ds, path=path, fmt=format, options={"columns": columns} if columns else {}, enqueue=False
+                )
         except services.ImportRefused as exc:
             raise CommandError(str(exc)) from None
+        if created:
+            self.stderr.write(f"created dataset {ds.slug}")
         job = services.import_job_claim(job_id=job.pk)
         show = self.stderr.isatty() if hasattr(self.stderr, "isatty") else False
 
@@ -57,6 +63,9 @@ class Command(BaseCommand):
         if job.status != ImportJob.Status.SUCCEEDED:
             for err in job.errors:
                 self.stderr.write(f"{path}: {formats.format_error(err)}")
+            if created:
+                ds.delete()  # the dataset was made for this import; leave nothing half-made
+                self.stderr.write(f"removed the new dataset {dataset}")
             raise CommandError(
                 f"import failed with {job.error_count} error(s){' (first 100 shown)' if job.error_count >= settings.SFTDESK_IMPORT_MAX_ERRORS else ''}; nothing was imported"
             )
