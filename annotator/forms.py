@@ -58,6 +58,8 @@ class SampleFilterForm(forms.Form):
     task_type = forms.CharField(label=_("Task type"), required=False)
     language = forms.CharField(label=_("Language"), required=False)
     has_flag = forms.ChoiceField(label=_("Flags"), required=False, choices=[("", _("any")), ("yes", _("flagged")), ("no", _("not flagged"))])
+    flag = forms.CharField(label=_("Flag rule"), required=False, max_length=48)
+    sort = forms.RegexField(label=_("Sort by"), required=False, regex=r"^-?[a-z_]{1,48}$")
     page = forms.IntegerField(required=False, min_value=1)
 
     def filters(self) -> dict:
@@ -69,4 +71,6 @@ class SampleFilterForm(forms.Form):
             "language": data.get("language") or "",
             "has_flag": {"yes": True, "no": False}.get(flag),
             "q": (data.get("q") or "").strip(),
+            "flag": data.get("flag") or "",
+            "sort": data.get("sort") or "",
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, FilteredRelation, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
 from .models import Dataset, ImportJob, Membership, Sample
@@ -43,7 +43,11 @@ def sample_list(
     language: str = "",
     has_flag: bool | None = None,
     q: str = "",
+    flag: str = "",
+    sort: str = "",
 ) -> QuerySet[Sample]:
+    """Samples of the dataset with the page's filters. `flag` keeps samples with a metric flag of
+    that rule; `sort` orders by a metric's value ('-name' for descending; samples without it last)."""
     qs = Sample.objects.filter(dataset=dataset, dataset__memberships__user=user)
     if status:
         qs = qs.filter(status=status)
@@ -57,22 +61,40 @@ def sample_list(
         qs = qs.filter(flag_count=0)
     if q:
         qs = qs.filter(Q(text__icontains=q) | Q(external_id=q))
+    if flag:
+        qs = qs.filter(flags__rule=flag).distinct()
+    if sort:
+        name = sort.lstrip("-")
+        qs = qs.annotate(sort_metric=FilteredRelation("metrics", condition=Q(metrics__metric=name)))
+        value = F("sort_metric__value")
+        return qs.order_by(value.desc(nulls_last=True) if sort.startswith("-") else value.asc(nulls_last=True), "id")
     return qs.order_by("id")
 
 
-def sample_get(user: AbstractBaseUser, dataset: Dataset, pk: int) -> Sample:
-    sample = Sample.objects.filter(pk=pk, dataset=dataset, dataset__memberships__user=user).first()
+def sample_get(user: AbstractBaseUser, dataset: Dataset, pk: int, *, with_scores: bool = False) -> Sample:
+    """The sample, or 404. `with_scores` prefetches what scoring wrote about it (metrics, flags)."""
+    qs = Sample.objects.filter(pk=pk, dataset=dataset, dataset__memberships__user=user)
+    if with_scores:
+        qs = qs.prefetch_related(
+            Prefetch("metrics", queryset=Sample.metrics.rel.related_model.objects.order_by("metric")),
+            Prefetch("flags", queryset=Sample.flags.rel.related_model.objects.select_related("other_sample").order_by("metric", "rule")),
+        )
+    sample = qs.first()
     if sample is None:
         raise Http404("No such sample.")
     return sample
 
 
 def dataset_facets(dataset: Dataset) -> dict[str, list[str]]:
-    """Distinct task types and languages, for the filter menus."""
+    """Distinct task types, languages, flag rules and metric names, for the filter and sort menus."""
     base = Sample.objects.filter(dataset=dataset).order_by()
+    flags = Sample.flags.rel.related_model.objects.filter(dataset=dataset).order_by()
+    metrics = Sample.metrics.rel.related_model.objects.filter(dataset=dataset, value__isnull=False).order_by()
     return {
         "task_types": sorted(t for t in base.values_list("task_type", flat=True).distinct() if t),
         "languages": sorted(lang for lang in base.values_list("language", flat=True).distinct() if lang),
+        "flag_rules": sorted(flags.values_list("rule", flat=True).distinct()),
+        "metrics": sorted(metrics.values_list("metric", flat=True).distinct()),
     }
 
 

@@ -56,6 +56,7 @@ def dataset_detail(request, slug: str):
         status_counts=selectors.dataset_status_counts(dataset),
         imports=selectors.import_job_list(request.user, dataset, limit=5),
         is_owner=dataset.my_role == Membership.Role.OWNER,
+        can_review=dataset.my_role in (Membership.Role.OWNER, Membership.Role.REVIEWER),
     )
     return render(request, "annotator/dataset_detail.html", context)
 
@@ -63,7 +64,7 @@ def dataset_detail(request, slug: str):
 @login_required
 def sample_detail(request, slug: str, pk: int):
     dataset = selectors.dataset_get(request.user, slug=slug)
-    sample = selectors.sample_get(request.user, dataset, pk)
+    sample = selectors.sample_get(request.user, dataset, pk, with_scores=True)
     source_pretty = json.dumps(sample.source, ensure_ascii=False, indent=2)
     return render(request, "annotator/sample_detail.html", {"dataset": dataset, "sample": sample, "source_pretty": source_pretty})
 

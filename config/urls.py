@@ -11,6 +11,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("annotator.api_urls")),
+    path("api/v1/", include("scoring.api_urls")),
     path("", include("exports.urls")),
+    path("", include("scoring.urls")),
     path("", include("annotator.urls")),
 ]

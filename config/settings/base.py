@@ -167,6 +167,11 @@ SFTDESK_IMPORT_BATCH_SIZE = env_int("SFTDESK_IMPORT_BATCH_SIZE", 2000)
 SFTDESK_IMPORT_MAX_ERRORS = 100
 SFTDESK_ADMIN_USER = os.environ.get("SFTDESK_ADMIN_USER", "admin")
 
+# Scoring: models are local paths (nothing is downloaded). Empty embedder = the bundled all-MiniLM-L6-v2.
+SFTDESK_EMBEDDER = os.environ.get("SFTDESK_EMBEDDER", "")
+SFTDESK_CAUSAL_LM = os.environ.get("SFTDESK_CAUSAL_LM", "")
+SFTDESK_SCORING_CHUNK_SIZE = env_int("SFTDESK_SCORING_CHUNK_SIZE", 2000)
+
 # Celery: Redis when REDIS_URL is set, else kombu's filesystem transport under var/ (no server).
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ("cpu", "gpu"))
@@ -182,7 +187,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+    # A task a dead worker held comes back after this many seconds (keep it above the longest task).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("SFTDESK_BROKER_VISIBILITY_TIMEOUT", 6 * 3600)}
 else:
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("out", "processed", "control"):

@@ -1,6 +1,8 @@
 """Duplicate detection: exact, near (MinHash LSH over character n-grams) and semantic (embedding cosine).
 
-Pure Python + NumPy + datasketch; no Django, so it runs on a GPU box with only torch/transformers/numpy.
+Pure Python + NumPy; no Django, so it runs on a GPU box with only torch/transformers/numpy. The
+near-duplicate search also needs datasketch, imported only there: exact and semantic duplicates work
+without it.
 
 A sample is an id (int or str, unique) and a text (the conversation: instruction and answer joined).
 
@@ -39,7 +41,6 @@ from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from .base import Flag, MetricResult
 from .text import normalize_text
@@ -95,7 +96,7 @@ class DuplicateConfig:
             if b < 2 or r < 1 or b * r > self.num_perm:
                 raise ValueError("lsh_params must have bands >= 2, rows >= 1 and bands * rows <= num_perm")
             return b, r
-        best = (self.num_perm // 1, 1)
+        best = (self.num_perm, 1)
         for r in range(1, self.num_perm // 2 + 1):
             b = self.num_perm // r
             if 1.0 - (1.0 - self.threshold**r) ** b >= self.lsh_recall:
@@ -221,6 +222,8 @@ def _batches(indices: Sequence[int], texts: Sequence[str]) -> Iterator[list[int]
 
 def _permutations(config: DuplicateConfig) -> np.ndarray:
     """datasketch's affine32 permutation parameters (a, b) for (num_perm, seed): shape (2, num_perm)."""
+    from datasketch import MinHash
+
     return MinHash(num_perm=config.num_perm, seed=config.seed, scheme="affine32").permutations
 
 
@@ -256,7 +259,14 @@ def _fingerprints(texts: Sequence[str], n: int) -> list[np.ndarray]:
 
 
 def _sorted_jaccard(x: np.ndarray, y: np.ndarray) -> float:
-    inter = np.intersect1d(x, y, assume_unique=True).size
+    """Jaccard of two sets given as sorted arrays of unique values."""
+    if x.size > y.size:
+        x, y = y, x
+    if not x.size:
+        return 1.0 if not y.size else 0.0
+    pos = np.searchsorted(y, x)
+    np.minimum(pos, y.size - 1, out=pos)
+    inter = int(np.count_nonzero(y.take(pos) == x))
     return inter / (x.size + y.size - inter)
 
 
@@ -320,16 +330,19 @@ def _build_groups(ids: Sequence[Id], edges: list[tuple[int, int, float]], score_
                 direct = score_with(m, rep)
                 if direct is not None:
                     p, s = rep, direct
-            members.append((ids[m], ids[p], round(float(s), 4)))
+            members.append((ids[m], ids[p], float(s)))
         groups.append(DuplicateGroup(ids[rep], members))
     return groups
 
 
 def _check_unique(ids: Sequence[Id]) -> None:
-    if len(set(ids)) != len(ids):
-        seen: set[Id] = set()
-        dup = next(i for i in ids if i in seen or seen.add(i))
-        raise ValueError(f"sample ids must be unique; {dup!r} appears twice")
+    if len(set(ids)) == len(ids):
+        return
+    seen: set[Id] = set()
+    for sample_id in ids:
+        if sample_id in seen:
+            raise ValueError(f"sample ids must be unique; {sample_id!r} appears twice")
+        seen.add(sample_id)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -367,8 +380,9 @@ class NearDuplicateStats:
     indexed: int = 0  # distinct non-empty prepared texts that went into the LSH index
     bands: int = 0
     rows: int = 0
-    candidate_pairs: int = 0
+    candidate_buckets: int = 0  # distinct LSH buckets holding two samples or more
     verified_pairs: int = 0  # candidate pairs whose Jaccard was computed (pairs already joined are skipped)
+    failed_pairs: int = 0  # verified pairs below the threshold: the LSH false candidates
     groups: int = 0
 
 
@@ -382,6 +396,8 @@ def near_duplicate_groups(
     the index); samples with empty text are left out (see `exact_groups`). Groups are ordered by their
     representative (the first member in input order); members in input order, each with the sample it
     matched and that pair's Jaccard. Pass a NearDuplicateStats to learn the counts of the run."""
+    from datasketch import LeanMinHash, MinHashLSH
+
     config = config or DuplicateConfig()
     st = stats if stats is not None else NearDuplicateStats()
     ids: list[Id] = []
@@ -413,24 +429,26 @@ def near_duplicate_groups(
     st.bands, st.rows = bands, rows
     lsh = MinHashLSH(num_perm=config.num_perm, params=(bands, rows))
     perms = _permutations(config)
-    sketches: list[LeanMinHash] = []
     with lsh.insertion_session() as session:
         for batch in _batches(indexed, texts):
             signatures = _signatures([texts[i] for i in batch], n, perms)
             for i, sig in zip(batch, signatures, strict=True):
-                sketch = LeanMinHash(seed=config.seed, hashvalues=sig, scheme="affine32")
-                session.insert(i, sketch, check_duplication=False)
-                sketches.append(sketch)
+                session.insert(i, LeanMinHash(seed=config.seed, hashvalues=sig, scheme="affine32"), check_duplication=False)
 
-    pairs = set()
-    for i, sketch in zip(indexed, sketches, strict=True):
-        for j in lsh.query(sketch):
-            if j > i:
-                pairs.add((i, j))
-    del lsh, sketches
-    st.candidate_pairs = len(pairs)
+    # Candidates: the LSH buckets that hold two samples or more, each band's table read through the
+    # storage API; a bucket that recurs in several bands is taken once; sorted, so the order is fixed.
+    buckets: set[tuple[int, ...]] = set()
+    for table in lsh.hashtables:
+        for key, count in table.itemcounts().items():
+            if count > 1:
+                buckets.add(tuple(sorted(table.get(key))))
+    del lsh
+    st.candidate_buckets = len(buckets)
 
     fingerprints: dict[int, np.ndarray] = {}
+    needed = sorted({i for bucket in buckets for i in bucket})
+    for batch in _batches(needed, texts):
+        fingerprints.update(zip(batch, _fingerprints([texts[i] for i in batch], n), strict=True))
 
     def fingerprint(i: int) -> np.ndarray:
         fp = fingerprints.get(i)
@@ -438,21 +456,35 @@ def near_duplicate_groups(
             fp = fingerprints[i] = _fingerprints([texts[i]], n)[0]
         return fp
 
-    needed = sorted({i for pair in pairs for i in pair})
-    for batch in _batches(needed, texts):
-        fingerprints.update(zip(batch, _fingerprints([texts[i] for i in batch], n), strict=True))
-
+    # Verification. Every candidate pair is either verified or skipped because its two samples are
+    # already in one group (it could not change the groups), so the groups do not depend on the order;
+    # a bucket is left as soon as all its samples are in one group, which keeps a big cluster of
+    # near-duplicates linear instead of quadratic.
     threshold = config.threshold
-    verified = 0
-    for i, j in sorted(pairs):
-        if uf.find(i) == uf.find(j):
-            continue  # already in one group: this pair would add nothing
-        verified += 1
-        score = _sorted_jaccard(fingerprints[i], fingerprints[j])
-        if score >= threshold:
-            uf.union(i, j)
-            edges.append((i, j, score))
-    st.verified_pairs = verified
+    total = len(ids)
+    failed: set[int] = set()  # pairs below the threshold, as i * total + j
+    for bucket in sorted(buckets):
+        groups_left = len({uf.find(i) for i in bucket})
+        for a, i in enumerate(bucket):
+            if groups_left == 1:
+                break
+            for j in bucket[a + 1 :]:
+                if uf.find(i) == uf.find(j) or i * total + j in failed:
+                    continue
+                st.verified_pairs += 1
+                fi, fj = fingerprints[i], fingerprints[j]
+                # Jaccard <= smaller size / larger size: an exact test that spares the intersection
+                small, large = sorted((fi.size, fj.size))
+                score = _sorted_jaccard(fi, fj) if small >= threshold * large else 0.0
+                if score >= threshold:
+                    uf.union(i, j)
+                    edges.append((i, j, score))
+                    groups_left -= 1
+                    if groups_left == 1:
+                        break
+                else:
+                    failed.add(i * total + j)
+    st.failed_pairs = len(failed)
 
     def score_with(m: int, rep: int) -> float | None:
         if texts[m] == texts[rep]:
@@ -516,8 +548,9 @@ def semantic_duplicate_groups(
 
 
 def _shown(score: float) -> str:
-    """Two decimals, rounded down, so a shown score is never above the real one (0.996 -> '0.99')."""
-    return f"{math.floor(score * 100 + 1e-9) / 100:.2f}"
+    """Two decimals, rounded down, so a shown score is not above the real one (0.996 -> '0.99', not
+    '1.00'); within 1e-6 of the next hundredth counts as on it (float32 0.97 is 0.9699999...)."""
+    return f"{math.floor(score * 100 + 1e-4) / 100:.2f}"
 
 
 def duplicate_reason(kind: str, matched: Id, score: float | None = None) -> str:

@@ -1,0 +1,332 @@
+"""Glue between stored samples and the pure metric functions in scoring/metrics: what each stage
+computes for a list of samples, with reuse of unchanged work. Reads the database (embeddings kept
+from earlier runs, earlier metric values); writing is left to services.write_results."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+
+from annotator.models import Sample
+from scoring.metrics import cleaning, duplicates
+from scoring.metrics.base import Flag, MetricResult
+
+from .models import SampleEmbedding, SampleMetric
+
+RULES_VERSION = "rules-1"
+
+
+class ModelMissing(Exception):
+    """A configured model cannot be loaded: the metrics that need it fail, the run goes on."""
+
+
+@dataclass
+class Outcome:
+    results: dict[int, list[MetricResult]] = field(default_factory=dict)
+    metrics: list[str] = field(default_factory=list)  # metric names this outcome replaces
+    computed: int = 0
+    reused: int = 0
+    errors: list[dict] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
+    sample_ids: list[int] = field(default_factory=list)  # samples whose rows of `metrics` are replaced
+
+
+def config_params() -> dict[str, Any]:
+    return {"rules_version": RULES_VERSION, "cleaning": jsonable(cleaning.CleaningConfig().__dict__),
+            "duplicates": jsonable(duplicates.DuplicateConfig().__dict__)}
+
+
+def jsonable(value: Any) -> Any:
+    """Metric details made JSON-safe (NumPy scalars, tuples, sets, non-finite floats)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def instruction_of(messages: Sequence[dict]) -> str:
+    return "\n".join(m["content"] for m in messages if m.get("role") == "user")
+
+
+def answer_of(messages: Sequence[dict]) -> str:
+    return next((m["content"] for m in reversed(messages) if m.get("role") == "assistant"), "")
+
+
+def _h(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _reusable(samples: Sequence[Sample], metric: str, key: Callable[[Sample], str]) -> set[int]:
+    """Ids of samples whose stored `metric` row was computed from the same input (content + config/model)."""
+    stored = dict(SampleMetric.objects.filter(sample_id__in=[s.id for s in samples], metric=metric).values_list("sample_id", "input_hash"))
+    return {s.id for s in samples if stored.get(s.id) == key(s)}
+
+
+# ---------------------------------------------------------------------------------------------
+# rules (cpu, chunked)
+# ---------------------------------------------------------------------------------------------
+
+def rules_stage(run, samples: Sequence[Sample]) -> Outcome:
+    out = Outcome()
+    want_rules = "rules" in run.metrics
+    want_heuristic = "difficulty" in run.metrics and not settings.SFTDESK_CAUSAL_LM
+    if want_rules:
+        out.metrics += [name for name in cleaning.RULES]
+    if want_heuristic:
+        from scoring.metrics import difficulty
+
+        out.metrics.append(difficulty.HEURISTIC_METRIC)
+    key = lambda s: _h(s.content_hash, RULES_VERSION, s.task_type, str(want_heuristic))  # noqa: E731
+    reuse = _reusable(samples, cleaning.RULES[0], key) if want_rules else set()
+    for s in samples:
+        if s.id in reuse:
+            out.reused += 1
+            continue
+        items: list[MetricResult] = []
+        if want_rules:
+            for r in cleaning.clean_sample(s.messages, task_type=s.task_type):
+                r.details = {**(r.details or {}), "_input_hash": key(s)}
+                items.append(r)
+        if want_heuristic:
+            items += difficulty.heuristic_results([(instruction_of(s.messages), answer_of(s.messages))])
+        out.results[s.id] = items
+        out.computed += 1
+    out.sample_ids = [s.id for s in samples if s.id not in reuse]  # reused samples keep their rows
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# embeddings (gpu, chunked)
+# ---------------------------------------------------------------------------------------------
+
+def _embedder():
+    from scoring import encoders
+
+    try:
+        return encoders.get_embedder(settings.SFTDESK_EMBEDDER or None)
+    except encoders.ModelUnavailable as exc:
+        raise ModelMissing(f"embedder: {exc}") from exc
+
+
+def embedder_key(embedder) -> str:
+    info = embedder.info()
+    return _h(str(info.get("name")), str(info.get("weights_sha256") or info.get("sha256") or info.get("path")))[:32]
+
+
+def embed_texts(samples: Sequence[Sample], kind: str, texts: dict[int, str], embedder, key: str) -> tuple[dict[int, np.ndarray], int, int]:
+    """Vectors for `texts` (sample id -> text), reusing stored ones whose content is unchanged."""
+    hashes = {sid: _h(t) for sid, t in texts.items()}
+    stored = SampleEmbedding.objects.filter(sample_id__in=list(texts), kind=kind, model_key=key).values_list("sample_id", "content_hash", "vector")
+    vectors = {sid: np.frombuffer(bytes(vec), dtype=np.float32) for sid, h, vec in stored if hashes.get(sid) == h}
+    missing = [sid for sid in texts if sid not in vectors]
+    if missing:
+        fresh = embedder.encode([texts[sid] for sid in missing])
+        rows = []
+        for sid, vec in zip(missing, fresh, strict=True):
+            vec = np.ascontiguousarray(vec, dtype=np.float32)
+            vectors[sid] = vec
+            rows.append(SampleEmbedding(sample_id=sid, kind=kind, model_key=key, content_hash=hashes[sid], vector=vec.tobytes()))
+        SampleEmbedding.objects.bulk_create(rows, batch_size=500, update_conflicts=True, unique_fields=["sample", "kind", "model_key"],
+                                            update_fields=["content_hash", "vector"])
+    return vectors, len(missing), len(texts) - len(missing)
+
+
+def embed_stage(run, samples: Sequence[Sample]) -> Outcome:
+    out = Outcome()
+    embedder = _embedder()
+    key = embedder_key(embedder)
+    out.models["embedder"] = jsonable(embedder.info())
+    _vi, computed, reused = embed_texts(samples, "instruction", {s.id: instruction_of(s.messages) for s in samples}, embedder, key)
+    answers, c2, r2 = embed_texts(samples, "answer", {s.id: answer_of(s.messages) for s in samples}, embedder, key)
+    out.computed, out.reused = computed + c2, reused + r2
+    if "completeness" in run.metrics:
+        from scoring.metrics import completeness
+
+        out.metrics += ["completeness", "reference_similarity"]
+        asks = {s.id: completeness.split_asks(instruction_of(s.messages)) for s in samples}
+        sentences = {s.id: completeness.split_sentences(answer_of(s.messages)) for s in samples}
+        flat = [t for sid in asks for t in asks[sid]] + [t for sid in sentences for t in sentences[sid]]
+        vecs = embedder.encode(flat) if flat else np.zeros((0, embedder.dim), dtype=np.float32)
+        pos = 0
+        ask_vecs, sent_vecs = {}, {}
+        for sid in asks:
+            ask_vecs[sid] = vecs[pos:pos + len(asks[sid])]
+            pos += len(asks[sid])
+        for sid in sentences:
+            sent_vecs[sid] = vecs[pos:pos + len(sentences[sid])]
+            pos += len(sentences[sid])
+        refs = {s.id: s.meta.get("reference_answer") for s in samples if isinstance(s.meta, dict) and s.meta.get("reference_answer")}
+        ref_vecs, _c, _r = embed_texts(samples, "reference", refs, embedder, key) if refs else ({}, 0, 0)
+        for s in samples:
+            items = [completeness.completeness(asks[s.id], ask_vecs[s.id], sent_vecs[s.id])]
+            if s.id in ref_vecs:
+                from scoring.metrics import consistency
+
+                items.append(consistency.reference_similarity(answers[s.id], ref_vecs[s.id]))
+            out.results[s.id] = items
+    out.sample_ids = [s.id for s in samples]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# IFD (gpu, chunked)
+# ---------------------------------------------------------------------------------------------
+
+def ifd_stage(run, samples: Sequence[Sample]) -> Outcome:
+    from scoring import encoders
+    from scoring.metrics import difficulty
+
+    out = Outcome(metrics=["ifd"])
+    try:
+        lm = encoders.get_causal_lm(settings.SFTDESK_CAUSAL_LM)
+    except encoders.ModelUnavailable as exc:
+        raise ModelMissing(f"causal LM: {exc}") from exc
+    info = lm.info()
+    out.models["causal_lm"] = jsonable(info)
+    model_hash = str(info.get("weights_sha256") or info.get("path"))
+    key = lambda s: _h(s.content_hash, model_hash)  # noqa: E731
+    reuse = _reusable(samples, "ifd", key)
+    todo = [s for s in samples if s.id not in reuse]
+    results = difficulty.ifd_results(lm, [(instruction_of(s.messages), answer_of(s.messages)) for s in todo]) if todo else []
+    for s, r in zip(todo, results, strict=True):
+        r.details = {**(r.details or {}), "_input_hash": key(s)}
+        out.results[s.id] = [r]
+    out.computed, out.reused = len(todo), len(reuse)
+    out.sample_ids = [s.id for s in todo]
+    return out
+
+
+STAGES: dict[str, Callable] = {"rules": rules_stage, "embed": embed_stage, "ifd": ifd_stage}
+
+
+# ---------------------------------------------------------------------------------------------
+# dataset-wide (cpu, one task)
+# ---------------------------------------------------------------------------------------------
+
+def _load_vectors(sample_ids: Sequence[int], kind: str) -> np.ndarray | None:
+    """The newest embedder's vectors for these samples, in order; None when any is missing."""
+    keys = list(SampleEmbedding.objects.filter(sample_id__in=sample_ids[:1], kind=kind).values_list("model_key", flat=True))
+    if not keys or not sample_ids:
+        return None
+    found = dict(SampleEmbedding.objects.filter(sample_id__in=sample_ids, kind=kind, model_key=keys[-1]).values_list("sample_id", "vector"))
+    if len(found) != len(sample_ids):
+        return None
+    return np.stack([np.frombuffer(bytes(found[sid]), dtype=np.float32) for sid in sample_ids])
+
+
+def dataset_stage(run, samples: Sequence[Sample]) -> Outcome:
+    out = Outcome()
+    ids = [s.id for s in samples]
+    ext = {s.id: s.external_id for s in samples}
+    per_sample: dict[int, list[MetricResult]] = defaultdict(list)
+    texts = [(s.id, instruction_of(s.messages) + "\n\n" + answer_of(s.messages)) for s in samples]
+
+    if "duplicates" in run.metrics:
+        out.metrics += ["exact_duplicate", "near_duplicate", "semantic_duplicate"]
+        exact = duplicates.exact_duplicate_groups(texts)
+        near = duplicates.near_duplicate_groups(texts)
+        inst_vecs = _load_vectors(ids, "instruction")
+        ans_vecs = _load_vectors(ids, "answer")
+        semantic = []
+        if inst_vecs is not None and ans_vecs is not None:
+            both = inst_vecs + ans_vecs
+            both /= np.maximum(np.linalg.norm(both, axis=1, keepdims=True), 1e-12)
+            semantic = duplicates.semantic_duplicate_groups(ids, both)
+        for kind, groups in (("exact", exact), ("near", near), ("semantic", semantic)):
+            for sid, result in duplicates.group_results(groups, kind).items():
+                matched = result.details.get("matched")
+                if matched is not None:  # name the other sample by the id people know
+                    result.details["matched_sample_id"] = matched
+                    result.details["matched_external_id"] = ext.get(matched)
+                    score = result.details.get("jaccard", result.details.get("cosine"))
+                    result.flags = [Flag(f.rule, duplicates.duplicate_reason(kind, ext.get(matched, matched), score)) for f in result.flags]
+                per_sample[sid].append(result)
+        out.summary["duplicates"] = {"exact_groups": len(exact), "near_groups": len(near), "semantic_groups": len(semantic),
+                                     "exact_flagged": sum(len(g.members) for g in exact),
+                                     "near_flagged": sum(len(g.members) for g in near),
+                                     "semantic_flagged": sum(len(g.members) for g in semantic)}
+
+    extra = dataset_extras(run, samples, ids, per_sample, out)
+    out.summary.update(extra)
+    out.results = dict(per_sample)
+    out.sample_ids = ids
+    return out
+
+
+def dataset_extras(run, samples, ids, per_sample, out) -> dict[str, Any]:
+    """Embedding-based dataset metrics (diversity, conciseness, consistency, label errors) and the
+    difficulty buckets; each is skipped with a recorded error when its inputs are missing."""
+    from scoring.metrics import conciseness, consistency, diversity
+
+    summary: dict[str, Any] = {}
+    wanted = set(run.metrics) & {"diversity", "conciseness", "consistency", "label_errors"}
+    inst = _load_vectors(ids, "instruction") if wanted else None
+    ans = _load_vectors(ids, "answer") if wanted else None
+    if wanted and (inst is None or ans is None):
+        out.errors.append({"stage": "dataset", "message": f"{', '.join(sorted(wanted))} skipped: embeddings are missing (see the embed stage's error)"})
+        wanted = set()
+    instructions = [instruction_of(s.messages) for s in samples]
+    answers = [answer_of(s.messages) for s in samples]
+    inst_clusters = None
+    if wanted & {"diversity", "conciseness"} and len(ids) >= 2:
+        inst_clusters = diversity.kmeans_clusters(inst, seed=0)
+    if "diversity" in wanted and inst_clusters is not None:
+        ans_clusters = diversity.kmeans_clusters(ans, seed=0)
+        out.metrics.append("cluster")
+        for sid, result in zip(ids, diversity.cluster_results(inst_clusters, ans_clusters), strict=True):
+            per_sample[sid].append(result)
+        summary["diversity"] = diversity.diversity_summary(
+            inst, ans, [s.task_type for s in samples], [s.language for s in samples], [cleaning.count_tokens(a) for a in answers],
+            instruction_clusters=inst_clusters, answer_clusters=ans_clusters,
+        )
+    if "conciseness" in wanted and inst_clusters is not None:
+        out.metrics.append("conciseness")
+        for sid, result in zip(ids, conciseness.conciseness_results(answers, inst_clusters.labels.tolist()), strict=True):
+            per_sample[sid].append(result)
+    if "consistency" in wanted:
+        out.metrics.append("internal_consistency")
+        for sid, result in zip(ids, consistency.internal_consistency(display_ids(samples), instructions, answers, inst), strict=True):
+            per_sample[sid].append(result)
+    if "label_errors" in wanted:
+        out.metrics.append("label_error")
+        for sid, result in zip(ids, consistency.label_error_candidates(display_ids(samples), inst, answers), strict=True):
+            per_sample[sid].append(result)
+    bucket_dataset_difficulty(run, ids, per_sample, out)
+    return summary
+
+
+def display_ids(samples: Sequence[Sample]) -> list[str]:
+    """How reasons name samples: their external ids (what people know), made unique when two imports
+    gave the same external id."""
+    ext = [s.external_id for s in samples]
+    if len(set(ext)) == len(ext):
+        return ext
+    return [f"{s.external_id}#{s.id}" for s in samples]
+
+
+def bucket_dataset_difficulty(run, ids, per_sample, out) -> None:
+    if "difficulty" not in run.metrics:
+        return
+    from scoring.metrics import difficulty
+
+    metric = "ifd" if settings.SFTDESK_CAUSAL_LM else difficulty.HEURISTIC_METRIC
+    values = dict(SampleMetric.objects.filter(sample_id__in=ids, metric=metric).values_list("sample_id", "value"))
+    ordered = [values.get(sid) for sid in ids]
+    buckets = difficulty.difficulty_buckets(ordered)
+    out.metrics.append("difficulty_bucket")
+    for sid, bucket in zip(ids, buckets, strict=True):
+        per_sample[sid].append(MetricResult("difficulty_bucket", value=bucket, details={"from": metric}))
+    out.summary["difficulty"] = {"from": metric, "buckets": {b: buckets.count(b) for b in ("easy", "medium", "hard")}}

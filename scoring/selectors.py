@@ -1,0 +1,116 @@
+"""Reads for scoring: runs, a sample's metrics with their reasons, the dataset quality report, and
+the per-sample report rows. Callers pass a dataset already scoped to the user (annotator.selectors)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+from django.db.models import Count, QuerySet
+
+from annotator.models import Dataset, Sample
+
+from .models import SampleFlag, SampleMetric, ScoringRun
+
+
+def run_list(dataset: Dataset, *, limit: int = 10) -> QuerySet[ScoringRun]:
+    return ScoringRun.objects.filter(dataset=dataset).order_by("-created_at", "-id")[:limit]
+
+
+def run_latest(dataset: Dataset) -> ScoringRun | None:
+    return ScoringRun.objects.filter(dataset=dataset).order_by("-created_at", "-id").first()
+
+
+def run_get(dataset: Dataset, pk: int) -> ScoringRun:
+    from django.http import Http404
+
+    run = ScoringRun.objects.filter(dataset=dataset, pk=pk).first()
+    if run is None:
+        raise Http404("No such scoring run.")
+    return run
+
+
+def run_summary_lines(run: ScoringRun) -> list[str]:
+    lines = [f"run {run.pk}: {run.status}; {run.samples_computed:,} computed, {run.samples_reused:,} reused; "
+             f"timings {', '.join(f'{k} {v:.1f}s' for k, v in run.timings.items())}"]
+    counts = flag_counts(run.dataset)
+    if counts:
+        lines.append("flags: " + ", ".join(f"{rule} {n:,}" for rule, n in counts))
+    for key, value in run.summary.items():
+        lines.append(f"{key}: {value}")
+    for err in run.errors:
+        lines.append(f"error in {err.get('stage')}: {err.get('message')}")
+    return lines
+
+
+def flag_counts(dataset: Dataset) -> list[tuple[str, int]]:
+    rows = SampleFlag.objects.filter(dataset=dataset).order_by().values("rule").annotate(n=Count("id")).order_by("-n", "rule")
+    return [(r["rule"], r["n"]) for r in rows]
+
+
+def sample_scores(sample: Sample) -> dict:
+    """The sample's metrics (name -> value or label, with details) and its flags with reasons."""
+    metrics = {m.metric: m for m in SampleMetric.objects.filter(sample=sample).order_by("metric")}
+    flags = list(SampleFlag.objects.filter(sample=sample).select_related("other_sample").order_by("metric", "rule"))
+    return {"metrics": metrics, "flags": flags}
+
+
+def metric_names(dataset: Dataset) -> list[str]:
+    return sorted(SampleMetric.objects.filter(dataset=dataset).order_by().values_list("metric", flat=True).distinct())
+
+
+def quality_report(dataset: Dataset) -> dict:
+    """Aggregates for the quality page, all computed in the database."""
+    run = run_latest(dataset)
+    buckets = defaultdict(lambda: {"easy": 0, "medium": 0, "hard": 0})
+    rows = (SampleMetric.objects.filter(dataset=dataset, metric="difficulty_bucket").order_by()
+            .values("sample__task_type", "label").annotate(n=Count("id")))
+    for r in rows:
+        if r["label"] in ("easy", "medium", "hard"):
+            buckets[r["sample__task_type"] or "—"][r["label"]] = r["n"]
+    lengths = list(SampleMetric.objects.filter(dataset=dataset, metric="answer_length").values_list("value", flat=True))
+    edges = [0, 16, 32, 64, 128, 256, 512, 1024, 2048]
+    hist = [0] * len(edges)
+    for v in lengths:
+        if v is None:
+            continue
+        i = max(j for j, e in enumerate(edges) if v >= e)
+        hist[i] += 1
+    return {
+        "run": run,
+        "flags": flag_counts(dataset),
+        "difficulty": dict(sorted(buckets.items())),
+        "length_hist": [(f"{edges[i]}+" if i == len(edges) - 1 else f"{edges[i]}–{edges[i + 1] - 1}", n) for i, n in enumerate(hist)],
+        "summary": run.summary if run else {},
+        "samples": Sample.objects.filter(dataset=dataset).count(),
+        "flagged": Sample.objects.filter(dataset=dataset, flag_count__gt=0).count(),
+    }
+
+
+def report_rows(dataset: Dataset, *, flagged: bool = False) -> Iterator[dict]:
+    """One dict per sample: external_id, every metric value, its flags and reasons. Streams in id
+    order with two queries per 2,000 samples."""
+    names = metric_names(dataset)
+    samples = Sample.objects.filter(dataset=dataset).order_by("id").values_list("id", "external_id", "flag_count")
+    if flagged:
+        samples = samples.filter(flag_count__gt=0)
+    batch: list[tuple[int, str, int]] = []
+
+    def emit(batch):
+        ids = [b[0] for b in batch]
+        values: dict[int, dict] = defaultdict(dict)
+        for sid, metric, value, label in SampleMetric.objects.filter(sample_id__in=ids).values_list("sample_id", "metric", "value", "label"):
+            values[sid][metric] = value if value is not None else (label or None)
+        flags: dict[int, list] = defaultdict(list)
+        for sid, rule, reason in SampleFlag.objects.filter(sample_id__in=ids).order_by("metric", "rule").values_list("sample_id", "rule", "reason"):
+            flags[sid].append({"rule": rule, "reason": reason})
+        for sid, ext, _count in batch:
+            yield {"external_id": ext, **{n: values[sid].get(n) for n in names}, "flags": flags[sid]}
+
+    for row in samples.iterator(chunk_size=2000):
+        batch.append(row)
+        if len(batch) == 2000:
+            yield from emit(batch)
+            batch = []
+    if batch:
+        yield from emit(batch)

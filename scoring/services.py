@@ -1,0 +1,302 @@
+"""Scoring runs: plan the stages, run chunks idempotently, write per-sample metrics and flags.
+
+A run goes through stages in order. Chunked stages (rules on the cpu queue; embeddings and IFD on the
+gpu queue) split the dataset into id ranges of about SFTDESK_SCORING_CHUNK_SIZE samples, one task
+per chunk; the last chunk to finish starts the next stage. The `dataset` stage needs every sample
+at once (duplicates, clusters, group statistics) and runs as one task; then the run is finished and
+each sample's flag count is written back through the annotator's service.
+
+Writes are upserts keyed by (sample, metric) and (sample, metric, rule) inside one transaction per
+chunk, so a chunk run twice writes the same rows once; done chunks are skipped on redelivery."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import subprocess
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Count, F, OuterRef, Subquery
+from django.utils import timezone
+
+from annotator.models import Dataset, Membership, Sample
+from annotator.services import check_dataset_role, samples_set_flag_counts
+from scoring.metrics.base import MetricResult
+
+from . import compute
+from .models import SampleFlag, SampleMetric, ScoringChunk, ScoringRun
+
+logger = logging.getLogger(__name__)
+
+# Metric groups a person can ask for, and the stage that computes each.
+METRIC_GROUPS = {
+    "rules": "rules",
+    "difficulty": "ifd",
+    "duplicates": "dataset",
+    "diversity": "dataset",
+    "completeness": "embed",
+    "conciseness": "dataset",
+    "consistency": "dataset",
+    "label_errors": "dataset",
+}
+STAGE_ORDER = ("rules", "embed", "ifd", "dataset")
+CHUNKED = {"rules": "cpu", "embed": "gpu", "ifd": "gpu"}
+EMBEDDING_GROUPS = {"diversity", "completeness", "conciseness", "consistency", "label_errors"}
+
+
+class ScoringRefused(Exception):
+    pass
+
+
+def code_version() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=False)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def parse_metrics(value: str | Iterable[str]) -> list[str]:
+    names = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
+    if not names or names == ["all"]:
+        return list(METRIC_GROUPS)
+    unknown = [n for n in names if n not in METRIC_GROUPS]
+    if unknown:
+        raise ScoringRefused(f"unknown metric {', '.join(unknown)}; choose from all, {', '.join(METRIC_GROUPS)}")
+    return names
+
+
+def plan_stages(metrics: Sequence[str]) -> list[str]:
+    stages = {METRIC_GROUPS[m] for m in metrics}
+    if EMBEDDING_GROUPS & set(metrics) or "duplicates" in metrics:
+        stages.add("embed")  # semantic duplicates and every embedding metric need it
+    if "difficulty" in metrics and not settings.SFTDESK_CAUSAL_LM:
+        stages.discard("ifd")
+        stages.add("rules")  # the heuristic runs with the rules
+    stages.add("dataset")  # always: it also finishes the run
+    return [s for s in STAGE_ORDER if s in stages]
+
+
+def run_create(*, user: AbstractBaseUser | None, dataset: Dataset, metrics: str | Iterable[str] = "all", enqueue: bool = True) -> ScoringRun:
+    if user is not None:
+        check_dataset_role(user=user, dataset=dataset, roles=[Membership.Role.OWNER, Membership.Role.REVIEWER])
+    names = parse_metrics(metrics)
+    with transaction.atomic():
+        run = ScoringRun.objects.create(
+            dataset=dataset, created_by=user if user is not None and user.is_authenticated else None, metrics=names,
+            stages=plan_stages(names), code_version=code_version(),
+            params={"chunk_size": settings.SFTDESK_SCORING_CHUNK_SIZE, "embedder": settings.SFTDESK_EMBEDDER or "default",
+                    "causal_lm": settings.SFTDESK_CAUSAL_LM or None, **compute.config_params()},
+            samples_total=Sample.objects.filter(dataset=dataset).count(),
+        )
+        if enqueue:
+            transaction.on_commit(lambda: _enqueue_stage_start(run.pk))
+    return run
+
+
+def _enqueue_stage_start(run_id: int) -> None:
+    from .tasks import run_advance
+
+    run_advance.delay(run_id)
+
+
+def run_advance(*, run_id: int, enqueue: bool = True) -> tuple[str, list[int]]:
+    """Start the run's next stage: create its chunks and enqueue them, or the dataset stage.
+    Returns the stage and its pending chunk ids (for running inline with enqueue=False)."""
+    with transaction.atomic():
+        run = ScoringRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.finished:
+            return "", []
+        if run.status == ScoringRun.Status.QUEUED:
+            run.status, run.started_at = ScoringRun.Status.RUNNING, timezone.now()
+        stage = _next_stage(run)
+        run.stage = stage
+        if stage in CHUNKED:
+            chunks = _make_chunks(run, stage)
+            run.chunks_total, run.chunks_done = len(chunks), sum(c.status == ScoringChunk.Status.DONE for c in chunks)
+        else:
+            run.chunks_total = run.chunks_done = 0
+        run.save()
+        pending = [c.pk for c in run.chunks.filter(stage=stage, status=ScoringChunk.Status.PENDING)] if stage in CHUNKED else []
+        if enqueue:
+            transaction.on_commit(lambda: _enqueue_work(run.pk, stage, pending))
+    return stage, pending
+
+
+def run_inline(*, run_id: int, on_progress=None) -> ScoringRun:
+    """Run every stage in this process (the command line's --inline; tests)."""
+    while True:
+        stage, pending = run_advance(run_id=run_id, enqueue=False)
+        if not stage:
+            break
+        if stage in CHUNKED:
+            for chunk_id in pending:
+                chunk_run(chunk_id=chunk_id, enqueue=False)
+                if on_progress:
+                    on_progress(ScoringRun.objects.get(pk=run_id))
+        else:
+            dataset_stage_run(run_id=run_id)
+    return ScoringRun.objects.get(pk=run_id)
+
+
+def _next_stage(run: ScoringRun) -> str:
+    """The first stage whose work is not all done."""
+    for stage in run.stages:
+        if stage in CHUNKED:
+            chunks = run.chunks.filter(stage=stage)
+            if not chunks.exists() or chunks.filter(status=ScoringChunk.Status.PENDING).exists():
+                return stage
+        else:
+            return stage
+    return run.stages[-1]
+
+
+def _enqueue_work(run_id: int, stage: str, chunk_ids: list[int]) -> None:
+    from . import tasks
+
+    if stage in CHUNKED:
+        task = tasks.gpu_score_chunk if CHUNKED[stage] == "gpu" else tasks.score_chunk
+        for chunk_id in chunk_ids:
+            task.delay(chunk_id)
+        if not chunk_ids:  # an empty dataset or a stage with nothing left to do
+            tasks.run_advance.delay(run_id)
+    else:
+        tasks.score_dataset.delay(run_id)
+
+
+def _make_chunks(run: ScoringRun, stage: str) -> list[ScoringChunk]:
+    existing = list(run.chunks.filter(stage=stage).order_by("index"))
+    if existing:
+        return existing
+    size = settings.SFTDESK_SCORING_CHUNK_SIZE
+    ids = Sample.objects.filter(dataset_id=run.dataset_id).order_by("id").values_list("id", flat=True)
+    bounds, first, count, last = [], None, 0, None
+    for sample_id in ids.iterator(chunk_size=10_000):
+        if first is None:
+            first = sample_id
+        last = sample_id
+        count += 1
+        if count == size:
+            bounds.append((first, last))
+            first, count = None, 0
+    if first is not None:
+        bounds.append((first, last))
+    return ScoringChunk.objects.bulk_create(
+        [ScoringChunk(run=run, stage=stage, index=i, first_sample_id=a, last_sample_id=b) for i, (a, b) in enumerate(bounds)]
+    )
+
+
+def chunk_run(*, chunk_id: int, enqueue: bool = True) -> str:
+    """Compute one chunk. Safe to run twice: a done chunk is skipped; a chunk whose worker died is
+    redone and its upserts replace the rows it may have written."""
+    chunk = ScoringChunk.objects.select_related("run").filter(pk=chunk_id).first()
+    if chunk is None or chunk.status == ScoringChunk.Status.DONE or chunk.run.finished:
+        return "skipped"
+    run = chunk.run
+    ScoringChunk.objects.filter(pk=chunk_id).update(attempts=F("attempts") + 1)
+    started = time.monotonic()
+    samples = list(
+        Sample.objects.filter(dataset_id=run.dataset_id, id__gte=chunk.first_sample_id, id__lte=chunk.last_sample_id)
+        .only("id", "external_id", "messages", "task_type", "language", "meta", "content_hash").order_by("id")
+    )
+    try:
+        outcome = compute.STAGES[chunk.stage](run, samples)
+    except compute.ModelMissing as exc:
+        outcome = compute.Outcome(errors=[{"stage": chunk.stage, "message": str(exc)}])
+    with transaction.atomic():
+        locked = ScoringChunk.objects.select_for_update().get(pk=chunk_id)
+        if locked.status == ScoringChunk.Status.DONE:
+            return "skipped"
+        write_results(run, outcome.results, metrics=outcome.metrics, sample_ids=outcome.sample_ids)
+        locked.status, locked.seconds = ScoringChunk.Status.DONE, time.monotonic() - started
+        locked.save(update_fields=["status", "seconds"])
+        run = ScoringRun.objects.select_for_update().get(pk=run.pk)
+        run.chunks_done = run.chunks.filter(stage=chunk.stage, status=ScoringChunk.Status.DONE).count()
+        run.samples_computed += outcome.computed
+        run.samples_reused += outcome.reused
+        run.timings[chunk.stage] = round(run.timings.get(chunk.stage, 0.0) + locked.seconds, 3)
+        for err in outcome.errors:
+            if err not in run.errors:
+                run.errors.append(err)
+        run.models_used = {**run.models_used, **outcome.models}
+        run.save(update_fields=["chunks_done", "samples_computed", "samples_reused", "timings", "errors", "models_used"])
+        if run.chunks_done >= run.chunks_total and enqueue:
+            transaction.on_commit(lambda: _enqueue_stage_start(run.pk))
+    return "done"
+
+
+def dataset_stage_run(*, run_id: int) -> str:
+    run = ScoringRun.objects.filter(pk=run_id).first()
+    if run is None or run.finished:
+        return "skipped"
+    started = time.monotonic()
+    samples = list(
+        Sample.objects.filter(dataset_id=run.dataset_id)
+        .only("id", "external_id", "messages", "task_type", "language", "meta", "content_hash").order_by("id")
+    )
+    outcome = compute.dataset_stage(run, samples)
+    with transaction.atomic():
+        run = ScoringRun.objects.select_for_update().get(pk=run_id)
+        if run.finished:
+            return "skipped"
+        write_results(run, outcome.results, metrics=outcome.metrics, sample_ids=outcome.sample_ids)
+        run.summary = {**run.summary, **outcome.summary}
+        run.errors = run.errors + [e for e in outcome.errors if e not in run.errors]
+        run.timings["dataset"] = round(time.monotonic() - started, 3)
+        run.status = ScoringRun.Status.SUCCEEDED
+        run.finished_at = timezone.now()
+        run.models_used = {**run.models_used, **outcome.models}
+        run.save()
+        counts = SampleFlag.objects.filter(sample=OuterRef("pk")).order_by().values("sample").annotate(n=Count("id")).values("n")
+        samples_set_flag_counts(dataset_id=run.dataset_id, counts=Subquery(counts))
+    return "done"
+
+
+def write_results(run: ScoringRun, results: dict[int, list[MetricResult]], *, metrics: Sequence[str], sample_ids: Sequence[int]) -> None:
+    """Replace the given metrics' rows for these samples: flags deleted and re-inserted, metric rows
+    upserted. `results` maps sample id to its MetricResults; `metrics` names every metric the stage
+    owns (so a flag that no longer applies disappears)."""
+    if not metrics:
+        return
+    SampleFlag.objects.filter(sample_id__in=sample_ids, metric__in=metrics).delete()
+    rows, flags = [], []
+    for sample_id, items in results.items():
+        for r in items:
+            value = float(r.value) if isinstance(r.value, (int, float, np.number)) else None  # bools become 1.0 / 0.0
+            if value is not None and not math.isfinite(value):
+                value = None
+            label = "" if value is not None or r.value is None else str(r.value)[:64]
+            rows.append(SampleMetric(
+                sample_id=sample_id, dataset_id=run.dataset_id, metric=r.name, value=value, label=label,
+                details=compute.jsonable(r.details), input_hash=r.details.get("_input_hash", "") if isinstance(r.details, dict) else "", run=run,
+            ))
+            for f in r.flags:
+                other = r.details.get("matched_sample_id") if isinstance(r.details, dict) else None
+                flags.append(SampleFlag(sample_id=sample_id, dataset_id=run.dataset_id, metric=r.name, rule=f.rule, reason=f.reason,
+                                        other_sample_id=other, run=run))
+    SampleMetric.objects.bulk_create(
+        rows, batch_size=1000, update_conflicts=True, unique_fields=["sample", "metric"],
+        update_fields=["value", "label", "details", "input_hash", "run", "updated_at"],
+    )
+    SampleFlag.objects.bulk_create(flags, batch_size=1000, ignore_conflicts=True)
+
+
+def run_fail(*, run_id: int, message: str) -> None:
+    ScoringRun.objects.filter(pk=run_id).exclude(status=ScoringRun.Status.SUCCEEDED).update(
+        status=ScoringRun.Status.FAILED, finished_at=timezone.now()
+    )
+    run = ScoringRun.objects.get(pk=run_id)
+    run.errors = run.errors + [{"stage": run.stage, "message": message}]
+    run.save(update_fields=["errors"])
+
+
+def input_hash(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()

@@ -1,0 +1,50 @@
+"""Scoring pages: start a run, the dataset quality report (charts, progress, downloads)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from annotator import selectors as annotator_selectors
+from annotator.models import Membership
+from annotator.services import check_dataset_role
+
+from . import charts, selectors, services
+from .report import report_lines
+
+REVIEWERS = [Membership.Role.OWNER, Membership.Role.REVIEWER]
+
+
+@login_required
+@require_POST
+def run_start(request, slug: str):
+    dataset = annotator_selectors.dataset_get(request.user, slug=slug)
+    services.run_create(user=request.user, dataset=dataset, metrics=request.POST.getlist("metrics") or "all")
+    return redirect("scoring:quality", slug=dataset.slug)
+
+
+@login_required
+@vary_on_headers("HX-Request")
+def quality(request, slug: str):
+    dataset = annotator_selectors.dataset_get(request.user, slug=slug)
+    check_dataset_role(user=request.user, dataset=dataset, roles=REVIEWERS)
+    report = selectors.quality_report(dataset)
+    context = {"dataset": dataset, "report": report, "run": report["run"], "charts": charts.quality_charts(report),
+               "metric_groups": list(services.METRIC_GROUPS)}
+    if request.htmx and request.htmx.target == "run-status":
+        return render(request, "scoring/quality.html#run-status", context)
+    return render(request, "scoring/quality.html", context)
+
+
+@login_required
+def report_download(request, slug: str, fmt: str):
+    dataset = annotator_selectors.dataset_get(request.user, slug=slug)
+    check_dataset_role(user=request.user, dataset=dataset, roles=REVIEWERS)
+    flagged = request.GET.get("flagged") == "1"
+    content_type = "application/x-ndjson" if fmt == "jsonl" else "text/csv"
+    response = StreamingHttpResponse(report_lines(dataset, fmt=fmt, flagged=flagged), content_type=f"{content_type}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{dataset.slug}-quality{"-flagged" if flagged else ""}.{fmt}"'
+    return response

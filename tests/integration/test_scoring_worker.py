@@ -1,0 +1,81 @@
+"""A scoring run on real workers (PostgreSQL, Redis): completes; and when the worker is killed with
+SIGKILL mid-run and a new one started, the run still completes with every row once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+from celery import Celery
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from annotator import services as annotator_services
+from scoring import services
+from scoring.metrics.cleaning import RULES
+from scoring.models import SampleMetric, ScoringChunk, ScoringRun
+from tests.integration.worker import start_worker, stop_worker, worker_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def import_n(dataset, n: int) -> None:
+    data = "".join(json.dumps({"instruction": f"Question {i}: what is {i} plus {i}?", "output": f"{i} plus {i} is {2 * i}."}) + "\n"
+                   for i in range(n)).encode()
+    job = annotator_services.import_job_create(user=None, dataset=dataset, upload=SimpleUploadedFile("n.jsonl", data), enqueue=False)
+    assert annotator_services.import_job_run(job=annotator_services.import_job_claim(job_id=job.pk)).imported_count == n
+
+
+def wait_run(run_id: int, timeout: float, until=lambda run: run.finished, log=None) -> ScoringRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = ScoringRun.objects.get(pk=run_id)
+        if until(run):
+            return run
+        time.sleep(0.1)
+    tail = log.read_text()[-3000:] if log else ""
+    pytest.fail(f"run {run_id} did not get there: {ScoringRun.objects.filter(pk=run_id).values('status', 'stage', 'chunks_done', 'errors').first()}\n{tail}")
+
+
+def test_a_run_completes_on_the_worker(dataset, celery_worker_process):
+    import_n(dataset, 500)
+    run = services.run_create(user=None, dataset=dataset, metrics="rules")
+    run = wait_run(run.pk, 60, log=celery_worker_process.log_path)
+    assert run.status == "succeeded", run.errors
+    assert SampleMetric.objects.filter(dataset=dataset).count() == 500 * len(RULES)
+
+
+def test_a_worker_killed_mid_run_loses_and_doubles_nothing(dataset, tmp_path, settings, django_db_blocker):
+    import redis
+
+    n, chunk = 12_000, 500
+    import_n(dataset, n)
+    url = settings.REDIS_URL.rsplit("/", 1)[0] + "/14"  # a broker of its own: only this test's workers
+    redis.Redis.from_url(url).flushdb()
+    env = worker_env(REDIS_URL=url, SFTDESK_SCORING_CHUNK_SIZE=str(chunk), SFTDESK_BROKER_VISIBILITY_TIMEOUT="3")
+    log = tmp_path / "worker.log"
+    first = start_worker(env, log, "victim")
+    run = services.run_create(user=None, dataset=dataset, metrics="rules", enqueue=False)
+    sender = Celery(broker=url, set_as_current=False)
+    try:
+        sender.send_task("scoring.tasks.run_advance", args=[run.pk], queue="cpu", routing_key="cpu", exchange="cpu")
+        wait_run(run.pk, 120, until=lambda r: r.stage == "rules" and r.chunks_done >= 3, log=log)
+        os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool, mid-chunk
+        first.wait(timeout=10)
+        killed_at = ScoringRun.objects.get(pk=run.pk).chunks_done
+        assert 3 <= killed_at < n // chunk
+        second = start_worker(env, log, "rescuer")
+        try:
+            run = wait_run(run.pk, 240, log=log)
+        finally:
+            stop_worker(second)
+    finally:
+        sender.close()
+    assert run.status == "succeeded", run.errors
+    assert ScoringChunk.objects.filter(run=run, stage="rules").count() == n // chunk
+    assert not ScoringChunk.objects.filter(run=run, status="pending").exists()
+    rows = SampleMetric.objects.filter(dataset=dataset)
+    assert rows.count() == n * len(RULES)  # no row missing, none doubled (unique per sample and metric)
+    assert rows.values("sample").distinct().count() == n

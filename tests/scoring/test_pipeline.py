@@ -1,0 +1,109 @@
+"""Scoring runs end to end in-process (SQLite, tasks eager): stages, idempotent chunks, reuse of
+unchanged work, flags written back as counts, the demo dataset's deliberate flaws found."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+
+from annotator.models import Dataset, Sample
+from scoring import services
+from scoring.models import SampleFlag, SampleMetric, ScoringChunk, ScoringRun
+
+pytestmark = pytest.mark.django_db
+
+DEMO_FLAWS = {
+    ("demo-013", "unseeable_input"),
+    ("demo-025", "wrong_language"),
+    ("demo-032", "truncated_answer"),
+    ("demo-045", "empty_answer"),
+    ("demo-052", "refusal"),
+    ("demo-056", "refusal"),
+    ("demo-054", "near_duplicate"),
+    ("demo-054", "semantic_duplicate"),  # a reworded copy of demo-031: both near and semantic
+}
+
+
+@pytest.fixture
+def demo(db):
+    call_command("load_demo", stdout=io.StringIO())
+    return Dataset.objects.get(slug="demo")
+
+
+def flags(dataset):
+    return set(SampleFlag.objects.filter(dataset=dataset).values_list("sample__external_id", "rule"))
+
+
+def test_rules_and_duplicates_flag_every_deliberate_flaw_of_the_demo(demo):
+    run = services.run_create(user=None, dataset=demo, metrics="rules,duplicates", enqueue=False)
+    assert run.stages == ["rules", "embed", "dataset"]
+    run = services.run_inline(run_id=run.pk)
+    assert run.status == "succeeded", run.errors
+    found = flags(demo)
+    assert found >= DEMO_FLAWS, sorted(DEMO_FLAWS - found)
+    extra = found - DEMO_FLAWS
+    assert extra == set(), sorted(extra)  # nothing else in the demo is flagged
+    near = SampleFlag.objects.get(dataset=demo, rule="near_duplicate")
+    assert near.reason.startswith("near-duplicate of sample demo-031, Jaccard 0.")
+    assert near.other_sample.external_id == "demo-031"
+    counts = dict(Sample.objects.filter(dataset=demo, flag_count__gt=0).values_list("external_id", "flag_count"))
+    assert counts == {ext: 2 if ext == "demo-054" else 1 for ext, _rule in DEMO_FLAWS}
+    assert run.summary["duplicates"]["near_groups"] == 1
+    assert run.models_used["embedder"]["name"] == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_a_chunk_run_twice_writes_its_rows_once(demo):
+    with override_settings(SFTDESK_SCORING_CHUNK_SIZE=25):
+        run = services.run_create(user=None, dataset=demo, metrics="rules", enqueue=False)
+        services.run_advance(run_id=run.pk, enqueue=False)
+    chunks = list(ScoringChunk.objects.filter(run=run).order_by("index"))
+    assert [c.index for c in chunks] == [0, 1, 2]
+    assert services.chunk_run(chunk_id=chunks[0].pk, enqueue=False) == "done"
+    rows = list(SampleMetric.objects.order_by("id").values_list("sample_id", "metric", "value", "label"))
+    # a redelivered chunk (the worker died after writing, before acking) is redone from the start
+    ScoringChunk.objects.filter(pk=chunks[0].pk).update(status=ScoringChunk.Status.PENDING)
+    assert services.chunk_run(chunk_id=chunks[0].pk, enqueue=False) == "done"
+    assert sorted(SampleMetric.objects.values_list("sample_id", "metric", "value", "label")) == sorted(rows)
+    assert services.chunk_run(chunk_id=chunks[0].pk, enqueue=False) == "skipped"  # done chunks are not redone
+    run = services.run_inline(run_id=run.pk)
+    assert run.status == "succeeded"
+    assert (run.samples_computed, run.samples_reused) == (61, 25)  # the redone chunk found its own rows and reused them
+
+
+def test_unchanged_samples_are_not_recomputed(demo):
+    first = services.run_inline(run_id=services.run_create(user=None, dataset=demo, metrics="rules,duplicates", enqueue=False).pk)
+    assert (first.samples_computed, first.samples_reused) == (61 * 3, 0)  # rules + two embeddings per sample
+    before = flags(demo)
+    second = services.run_inline(run_id=services.run_create(user=None, dataset=demo, metrics="rules,duplicates", enqueue=False).pk)
+    assert (second.samples_computed, second.samples_reused) == (0, 61 * 3)
+    assert flags(demo) == before
+
+
+def test_unknown_metric_is_refused():
+    with pytest.raises(services.ScoringRefused, match="unknown metric nope"):
+        services.parse_metrics("rules,nope")
+    assert ScoringRun.objects.count() == 0
+
+
+def test_score_and_score_report_commands(demo, tmp_path):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("score", "demo", "--metrics", "rules", "--inline", stdout=out, stderr=err)
+    assert "succeeded" in out.getvalue()
+    assert "flags: refusal 2" in out.getvalue()
+    report = io.StringIO()
+    call_command("score_report", "demo", "--flagged", "--format", "jsonl", stdout=report)
+    import json
+
+    lines = [json.loads(line) for line in report.getvalue().splitlines()]
+    assert sorted(r["external_id"] for r in lines) == ["demo-013", "demo-025", "demo-032", "demo-045", "demo-052", "demo-056"]
+    refusal = next(r for r in lines if r["external_id"] == "demo-052")
+    assert refusal["flags"] == [{"rule": "refusal", "reason": "answer refuses: matches 'as an AI language model'"}]
+    assert refusal["refusal"] == "as an AI language model"
+    csv_path = tmp_path / "r.csv"
+    call_command("score_report", "demo", "--format", "csv", "--out", str(csv_path), stdout=io.StringIO())
+    rows = csv_path.read_text().splitlines()
+    assert rows[0].startswith("external_id,answer_length,")
+    assert len(rows) == 62
