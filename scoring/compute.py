@@ -21,6 +21,9 @@ from scoring.metrics.base import Flag, MetricResult
 from .models import SampleEmbedding, SampleMetric
 
 RULES_VERSION = "rules-1"
+# The metric whose stored input hash tells whether a sample's rules must be computed again; its row
+# is always written, even when its value is empty.
+REUSE_MARKER = cleaning.RULES[0]
 
 
 class ModelMissing(Exception):
@@ -90,7 +93,7 @@ def rules_stage(run, samples: Sequence[Sample]) -> Outcome:
 
         out.metrics.append(difficulty.HEURISTIC_METRIC)
     key = lambda s: _h(s.content_hash, RULES_VERSION, s.task_type, str(want_heuristic))  # noqa: E731
-    reuse = _reusable(samples, cleaning.RULES[0], key) if want_rules else set()
+    reuse = _reusable(samples, REUSE_MARKER, key) if want_rules else set()
     for s in samples:
         if s.id in reuse:
             out.reused += 1
@@ -294,7 +297,9 @@ def dataset_extras(run, samples, ids, per_sample, out) -> dict[str, Any]:
         )
     if "conciseness" in wanted and inst_clusters is not None:
         out.metrics.append("conciseness")
-        for sid, result in zip(ids, conciseness.conciseness_results(answers, inst_clusters.labels.tolist()), strict=True):
+        # "Similar instructions": same instruction cluster and, where the data has one, same task type.
+        groups = [f"{c}/{s.task_type}" if s.task_type else str(c) for c, s in zip(inst_clusters.labels.tolist(), samples, strict=True)]
+        for sid, result in zip(ids, conciseness.conciseness_results(answers, groups), strict=True):
             per_sample[sid].append(result)
     if "consistency" in wanted:
         out.metrics.append("internal_consistency")

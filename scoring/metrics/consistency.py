@@ -129,7 +129,14 @@ def similar_pairs(embeddings: Any, threshold: float, *, block_size: int = BLOCK_
     t = np.float32(threshold)
     out_i, out_j, out_s = [], [], []
     for r0, c0, tile in _tiles(x, block_size):
-        ri, ci = np.nonzero(tile >= t)
+        if r0 == c0:
+            np.fill_diagonal(tile, -np.inf)
+        rows = np.flatnonzero(tile.max(axis=1) >= t)  # most tiles have no hit: skip them cheaply
+        if not rows.size:
+            continue
+        sub = tile[rows]
+        ri, ci = np.nonzero(sub >= t)
+        ri = rows[ri]
         if r0 == c0:
             keep = ci > ri
             ri, ci = ri[keep], ci[keep]
@@ -379,20 +386,25 @@ def _top_neighbours(x: np.ndarray, k: int, threshold: float, block_size: int) ->
     for r0, c0, tile in _tiles(x, block_size):
         if r0 == c0:
             np.fill_diagonal(tile, -np.inf)  # a row is not its own neighbour
-        hits = int(np.count_nonzero(tile >= t))
-        if not hits:
+        row_max = tile.max(axis=1)
+        if row_max.max() < t:  # most tiles have no hit: skip them cheaply
             continue
-        directions = [(tile, r0, c0)] if r0 == c0 else [(tile, r0, c0), (tile.T, c0, r0)]
-        for view, a0, b0 in directions:
-            if hits > _DENSE_HITS_PER_ROW * k * view.shape[0]:
+        directions = [(tile, r0, c0, row_max)]
+        if r0 != c0:
+            directions.append((tile.T, c0, r0, tile.max(axis=0)))
+        for view, a0, b0, best in directions:
+            rows = np.flatnonzero(best >= t)
+            sub = view[rows]
+            hits = int(np.count_nonzero(sub >= t))
+            if hits > _DENSE_HITS_PER_ROW * k * rows.size:
                 # many near-identical rows: take each row's k best by a stable sort instead of listing all hits
-                top = np.argsort(-view, axis=1, kind="stable")[:, :k]
-                sims = np.take_along_axis(view, top, axis=1)
+                top = np.argsort(-sub, axis=1, kind="stable")[:, :k]
+                sims = np.take_along_axis(sub, top, axis=1)
                 ri, pos = np.nonzero(sims >= t)
-                keep(ri + a0, top[ri, pos] + b0, sims[ri, pos])
+                keep(rows[ri] + a0, top[ri, pos] + b0, sims[ri, pos])
             else:
-                ri, ci = np.nonzero(view >= t)
-                keep(ri + a0, ci + b0, view[ri, ci])
+                ri, ci = np.nonzero(sub >= t)
+                keep(rows[ri] + a0, ci + b0, sub[ri, ci])
 
     nbr_idx: list[np.ndarray] = [np.zeros(0, np.int64)] * n
     nbr_sim: list[np.ndarray] = [np.zeros(0, np.float32)] * n

@@ -301,11 +301,28 @@ def test_blocked_neighbours_equal_brute_force(block):
     assert [row.tolist() for row in idx] == brute_neighbours(x, 4, 0.8)
 
 
-def test_dense_tiles_take_the_sorted_path_with_the_same_result():
-    # forty identical rows: every pair is a hit, more than 8 x k per row, so tiles are sorted per row
+def test_dense_tiles_take_the_sorted_path_with_the_same_result(monkeypatch):
+    # forty identical rows: every pair is a hit, more than 8 x k per row for k = 1, so tiles are sorted
     x = np.tile(np.eye(6, dtype=np.float32)[:1], (40, 1))
-    idx, sims = cs._top_neighbours(x, 2, 0.9, 16)
-    assert [row.tolist() for row in idx] == [[j for j in range(40) if j != i][:2] for i in range(40)]
+    idx, _ = cs._top_neighbours(x, 1, 0.9, 16)
+    assert [row.tolist() for row in idx] == [[1]] + [[0]] * 39
+    rng = np.random.default_rng(4)
+    y = unit_rows(np.repeat(rng.standard_normal((3, 8)), 12, axis=0) + 0.05 * rng.standard_normal((36, 8)))
+    calls = {"sorted": 0}
+    real_argsort = np.argsort
+
+    def counting_argsort(*args, **kwargs):
+        calls["sorted"] += 1
+        return real_argsort(*args, **kwargs)
+
+    monkeypatch.setattr(cs.np, "argsort", counting_argsort)
+    monkeypatch.setattr(cs, "_DENSE_HITS_PER_ROW", 10**9)
+    sparse, _ = cs._top_neighbours(y, 3, 0.8, 8)
+    assert calls["sorted"] == 0
+    monkeypatch.setattr(cs, "_DENSE_HITS_PER_ROW", 0)
+    dense, _ = cs._top_neighbours(y, 3, 0.8, 8)
+    assert calls["sorted"] > 0
+    assert [r.tolist() for r in dense] == [r.tolist() for r in sparse] == brute_neighbours(y, 3, 0.8)
     answers = ["A"] * 39 + ["B"]
     results = cs.label_error_candidates(list(range(40)), x, answers, k=5, block_size=16)
     assert results[39].flags == [
