@@ -110,6 +110,9 @@ ds = Dataset.objects.filter(slug='bench-score').first() or a.dataset_create(name
 if not ds.samples.exists():
     job = a.import_job_create(user=None, dataset=ds, path={str(args.file)!r}, enqueue=False)
     a.import_job_run(job=a.import_job_claim(job_id=job.pk))
+from scoring.models import SampleFlag, SampleMetric
+SampleFlag.objects.filter(dataset=ds).delete()
+SampleMetric.objects.filter(dataset=ds).delete()
 for label in ('first run', 'again (unchanged samples reused)'):
     t = time.perf_counter()
     run = s.run_inline(run_id=s.run_create(user=None, dataset=ds, metrics='rules', enqueue=False).pk)

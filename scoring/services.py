@@ -12,6 +12,7 @@ chunk, so a chunk run twice writes the same rows once; done chunks are skipped o
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import subprocess
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, OuterRef, Subquery
 from django.utils import timezone
 
@@ -49,6 +50,7 @@ METRIC_GROUPS = {
 STAGE_ORDER = ("rules", "embed", "ifd", "dataset")
 CHUNKED = {"rules": "cpu", "embed": "gpu", "ifd": "gpu"}
 EMBEDDING_GROUPS = {"diversity", "completeness", "conciseness", "consistency", "label_errors"}
+DATASET_GROUPS = {"duplicates", "diversity", "conciseness", "consistency", "label_errors", "difficulty"}
 
 
 class ScoringRefused(Exception):
@@ -238,11 +240,14 @@ def dataset_stage_run(*, run_id: int) -> str:
     if run is None or run.finished:
         return "skipped"
     started = time.monotonic()
-    samples = list(
-        Sample.objects.filter(dataset_id=run.dataset_id)
-        .only("id", "external_id", "messages", "task_type", "language", "meta", "content_hash").order_by("id")
-    )
-    outcome = compute.dataset_stage(run, samples)
+    if set(run.metrics) & DATASET_GROUPS:
+        samples = list(
+            Sample.objects.filter(dataset_id=run.dataset_id)
+            .only("id", "external_id", "messages", "task_type", "language", "meta", "content_hash").order_by("id")
+        )
+        outcome = compute.dataset_stage(run, samples)
+    else:  # nothing dataset-wide was asked for: only finish the run
+        outcome = compute.Outcome()
     with transaction.atomic():
         run = ScoringRun.objects.select_for_update().get(pk=run_id)
         if run.finished:
@@ -266,7 +271,8 @@ def write_results(run: ScoringRun, results: dict[int, list[MetricResult]], *, me
     owns (so a flag that no longer applies disappears)."""
     if not metrics:
         return
-    SampleFlag.objects.filter(sample_id__in=sample_ids, metric__in=metrics).delete()
+    # A raw delete: flags have nothing depending on them, so no need to load them first.
+    SampleFlag.objects.filter(sample_id__in=sample_ids, metric__in=metrics)._raw_delete(SampleFlag.objects.db)
     rows, flags = [], []
     for sample_id, items in results.items():
         for r in items:
@@ -284,11 +290,39 @@ def write_results(run: ScoringRun, results: dict[int, list[MetricResult]], *, me
                 other = r.details.get("matched_sample_id") if isinstance(r.details, dict) else None
                 flags.append(SampleFlag(sample_id=sample_id, dataset_id=run.dataset_id, metric=r.name, rule=f.rule, reason=f.reason,
                                         other_sample_id=other, run=run))
-    SampleMetric.objects.bulk_create(
-        rows, batch_size=1000, update_conflicts=True, unique_fields=["sample", "metric"],
-        update_fields=["value", "label", "details", "input_hash", "run", "updated_at"],
-    )
+    if connection.vendor == "postgresql":
+        _upsert_metrics_copy(rows)
+    else:
+        SampleMetric.objects.bulk_create(
+            rows, batch_size=1000, update_conflicts=True, unique_fields=["sample", "metric"],
+            update_fields=["value", "label", "details", "input_hash", "run", "updated_at"],
+        )
     SampleFlag.objects.bulk_create(flags, batch_size=1000, ignore_conflicts=True)
+
+
+def _upsert_metrics_copy(rows: list[SampleMetric]) -> None:
+    """PostgreSQL: COPY the rows into a temporary table, then one INSERT ... ON CONFLICT DO UPDATE
+    (several times faster than row-wise upserts for the half-million rows of a 52k-sample run)."""
+    if not rows:
+        return
+    table = SampleMetric._meta.db_table
+    cols = ("sample_id", "dataset_id", "metric", "value", "label", "details", "input_hash", "run_id", "updated_at")
+    now = timezone.now()
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE sftdesk_metric_stage (sample_id bigint, dataset_id bigint, metric text, value double precision, "
+            "label text, details jsonb, input_hash text, run_id bigint, updated_at timestamptz) ON COMMIT DROP"
+        )
+        with cursor.cursor.copy(f"COPY sftdesk_metric_stage ({', '.join(cols)}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row((r.sample_id, r.dataset_id, r.metric, r.value, r.label, dumps(r.details), r.input_hash, r.run_id, now))
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM sftdesk_metric_stage "
+            "ON CONFLICT (sample_id, metric) DO UPDATE SET value = EXCLUDED.value, label = EXCLUDED.label, details = EXCLUDED.details, "
+            "input_hash = EXCLUDED.input_hash, run_id = EXCLUDED.run_id, updated_at = EXCLUDED.updated_at"
+        )
+        cursor.execute("DROP TABLE sftdesk_metric_stage")
 
 
 def run_fail(*, run_id: int, message: str) -> None:
