@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: chromium install run web worker worker-gpu migrate test test-unit test-integration lint bench-import messages clean
+.PHONY: chromium install run web worker worker-gpu migrate test test-unit test-integration lint bench-import bench-score messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ lint: install
 
 bench-import: install
 	$(BIN)/python bench/import.py
+
+bench-score: install
+	$(BIN)/python bench/score.py --pipeline
+	$(BIN)/python bench/score_models.py
 
 messages: install
 	$(BIN)/python manage.py makemessages -l zh_Hans --ignore=.venv --ignore=var --ignore=tests --ignore=bench

@@ -42,7 +42,9 @@ def quality_charts(report: dict) -> list[dict]:
         charts.append(bar_chart("clusters", _("Instruction clusters (samples per cluster)"),
                                 sorted(((f"#{k}", v) for k, v in sizes.items()), key=lambda kv: -kv[1])[:30]))
     if report["difficulty"]:
-        charts.append(stacked_chart("difficulty", _("Difficulty by task type"), report["difficulty"], ("easy", "medium", "hard")))
+        source = (summary.get("difficulty") or {}).get("from")
+        title = _("Difficulty by task type (IFD)") if source == "ifd" else _("Difficulty by task type (text heuristic: no causal LM set)")
+        charts.append(stacked_chart("difficulty", title, report["difficulty"], ("easy", "medium", "hard")))
     if any(n for _l, n in report["length_hist"]):
         charts.append(bar_chart("lengths", _("Answer length (tokens)"), report["length_hist"]))
     return charts

@@ -21,8 +21,8 @@ from scoring.metrics.base import Flag, MetricResult
 from .models import SampleEmbedding, SampleMetric
 
 RULES_VERSION = "rules-1"
-# The metric whose stored input hash tells whether a sample's rules must be computed again; its row
-# is always written, even when its value is empty.
+# The metric whose stored input hash tells whether a sample's rules must be computed again. A result
+# that carries an input hash is always stored, even when its value is empty.
 REUSE_MARKER = cleaning.RULES[0]
 
 
@@ -101,7 +101,8 @@ def rules_stage(run, samples: Sequence[Sample]) -> Outcome:
         items: list[MetricResult] = []
         if want_rules:
             for r in cleaning.clean_sample(s.messages, task_type=s.task_type):
-                r.details = {**(r.details or {}), "_input_hash": key(s)}
+                if r.name == REUSE_MARKER:
+                    r.details = {**(r.details or {}), "_input_hash": key(s)}
                 items.append(r)
         if want_heuristic:
             items += difficulty.heuristic_results([(instruction_of(s.messages), answer_of(s.messages))])

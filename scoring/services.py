@@ -276,7 +276,7 @@ def write_results(run: ScoringRun, results: dict[int, list[MetricResult]], *, me
     rows, flags = [], []
     for sample_id, items in results.items():
         for r in items:
-            if r.value is None and not r.flags and r.name != compute.REUSE_MARKER:
+            if r.value is None and not r.flags and not (r.details or {}).get("_input_hash"):
                 continue  # "does not apply": no row, the report shows it empty
             value = float(r.value) if isinstance(r.value, (int, float, np.number)) else None  # bools become 1.0 / 0.0
             if value is not None and not math.isfinite(value):

@@ -20,5 +20,6 @@ app_name = "scoring"
 urlpatterns = [
     path("d/<slug:slug>/score/", views.run_start, name="run_start"),
     path("d/<slug:slug>/quality/", views.quality, name="quality"),
+    path("d/<slug:slug>/quality/status/", views.run_status, name="run_status"),
     path("d/<slug:slug>/quality/report.<any_fmt:fmt>", views.report_download, name="report"),
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -48,3 +48,12 @@ def report_download(request, slug: str, fmt: str):
     response = StreamingHttpResponse(report_lines(dataset, fmt=fmt, flagged=flagged), content_type=f"{content_type}; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{dataset.slug}-quality{"-flagged" if flagged else ""}.{fmt}"'
     return response
+
+
+@login_required
+def run_status(request, slug: str):
+    """The latest run's progress, for the dataset page (loaded and polled by htmx)."""
+    dataset = annotator_selectors.dataset_get(request.user, slug=slug)
+    if dataset.my_role not in REVIEWERS:
+        return HttpResponse("")
+    return render(request, "scoring/_run_status.html", {"dataset": dataset, "run": selectors.run_latest(dataset)})

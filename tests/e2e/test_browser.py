@@ -79,3 +79,33 @@ def test_login_upload_progress_and_inert_script(page, live_server, celery_worker
     page.select_option("select[name=language]", "zh-hans")  # switches without a button (static JS, CSP-safe)
     page.wait_for_load_state("load")
     assert page.inner_text("header nav").split()[0] == "数据集"
+
+
+def test_score_the_demo_and_read_the_quality_report(page, live_server, celery_worker_process):
+    import io
+
+    from django.core.management import call_command
+
+    from annotator.models import Dataset, Membership
+
+    user = UserFactory(username="reviewer")
+    call_command("load_demo", stdout=io.StringIO())
+    MembershipFactory(user=user, dataset=Dataset.objects.get(slug="demo"), role=Membership.Role.OWNER)
+
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", "reviewer")
+    page.fill("input[name=password]", "pw-for-tests")
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/d/demo/")
+    page.click("form[action$='/score/'] button")
+    page.wait_for_url("**/quality/")
+    page.wait_for_selector("#run-status[data-status=succeeded]", timeout=240_000)  # polled until the workers finish
+    page.reload()
+    for chart in ("flags", "duplicates", "clusters", "difficulty", "lengths"):
+        assert page.locator(f"#chart-{chart} svg rect").count() > 0, chart
+    assert page.locator("#chart-flags title", has_text="refusal: 2").count() == 1
+    page.goto(f"{live_server.url}/d/demo/?flag=near_duplicate")
+    page.click("a:text-is('demo-054')")
+    assert "near-duplicate of sample demo-031" in page.inner_text("#sample-scores")
+    assert page.console_errors == []

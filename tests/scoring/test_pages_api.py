@@ -122,3 +122,15 @@ def test_api_scoring_is_scoped(scored, outsider):
                 f"/api/v1/datasets/{scored.pk}/samples/{sample.pk}/scores/", f"/api/v1/datasets/{scored.pk}/quality/"):
         assert api.get(url).status_code == 404, url
     assert api.post(f"/api/v1/datasets/{scored.pk}/scoring-runs/", {}, format="json").status_code == 404
+
+
+def test_dataset_page_loads_the_run_status_for_reviewers_only(owner_client, client, scored):
+    page = owner_client.get(reverse("annotator:dataset_detail", args=["demo"])).content.decode()
+    assert reverse("scoring:run_status", args=["demo"]) in page
+    status = owner_client.get(reverse("scoring:run_status", args=["demo"])).content.decode()
+    assert 'data-status="succeeded"' in status and "hx-trigger" not in status
+    annotator = UserFactory(username="ann2")
+    MembershipFactory(user=annotator, dataset=scored, role=Membership.Role.ANNOTATOR)
+    client.force_login(annotator)
+    assert client.get(reverse("scoring:run_status", args=["demo"])).content == b""
+    assert reverse("scoring:run_status", args=["demo"]) not in client.get(reverse("annotator:dataset_detail", args=["demo"])).content.decode()

@@ -107,3 +107,32 @@ def test_score_and_score_report_commands(demo, tmp_path):
     rows = csv_path.read_text().splitlines()
     assert rows[0].startswith("external_id,answer_length,")
     assert len(rows) == 62
+
+
+def test_ifd_stage_with_a_local_causal_lm_scores_buckets_and_reuses(demo, tmp_path):
+    from tests.scoring.test_difficulty import _minilm_tokenizer, _save_tiny_llama
+
+    _save_tiny_llama(tmp_path / "lm", _minilm_tokenizer())
+    with override_settings(SFTDESK_CAUSAL_LM=str(tmp_path / "lm")):
+        run = services.run_create(user=None, dataset=demo, metrics="difficulty", enqueue=False)
+        assert run.stages == ["ifd", "dataset"]
+        run = services.run_inline(run_id=run.pk)
+        assert run.status == "succeeded", run.errors
+        ifd = SampleMetric.objects.filter(dataset=demo, metric="ifd")
+        assert ifd.count() == 61
+        assert ifd.filter(value__isnull=True).count() == 1  # demo-045 has an empty answer
+        buckets = dict(SampleMetric.objects.filter(dataset=demo, metric="difficulty_bucket").values_list("sample__external_id", "label"))
+        assert sorted(set(buckets.values())) == ["easy", "hard", "medium"]
+        assert run.models_used["causal_lm"]["path"] == str((tmp_path / "lm").resolve())
+        assert SampleFlag.objects.filter(dataset=demo, rule="ifd_above_1").count() == ifd.filter(value__gt=1).count()
+        again = services.run_inline(run_id=services.run_create(user=None, dataset=demo, metrics="difficulty", enqueue=False).pk)
+        assert (again.samples_computed, again.samples_reused) == (0, 61)
+
+
+def test_a_missing_causal_lm_fails_that_metric_and_the_run_goes_on(demo, tmp_path):
+    with override_settings(SFTDESK_CAUSAL_LM=str(tmp_path / "nowhere")):
+        run = services.run_inline(run_id=services.run_create(user=None, dataset=demo, metrics="rules,difficulty", enqueue=False).pk)
+    assert run.status == "succeeded"
+    assert len(run.errors) == 1 and run.errors[0]["stage"] == "ifd"
+    assert str(tmp_path / "nowhere") in run.errors[0]["message"]
+    assert SampleFlag.objects.filter(dataset=demo, rule="refusal").count() == 2  # the rules still ran
