@@ -37,7 +37,7 @@ from difflib import SequenceMatcher
 from functools import lru_cache
 
 from .base import Flag, MetricResult
-from .text import detect_language, normalize_text
+from .text import _CJK, _TOKEN, count_tokens, detect_language, normalize_text
 
 __all__ = ["RULES", "CleaningConfig", "clean_sample", "cleaning_flags", "count_tokens", "repeated_ngram_ratio"]
 
@@ -110,14 +110,6 @@ _DEFAULT = CleaningConfig()
 
 # --- character classes ----------------------------------------------------------------------------
 
-# Han (with radicals, extensions and compatibility ideographs), kana, bopomofo and Hangul: the
-# scripts in which one character carries about one word.
-_CJK = (
-    "\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u3130-\u318f\u31a0-\u31ff\u3400-\u4dbf"
-    "\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\u1100-\u11ff"
-    "\U00020000-\U0003134f"
-)
-_TOKEN = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+|\S")
 _LETTER_TOKEN = re.compile(rf"[{_CJK}]|[^\W\d_{_CJK}][^\W_{_CJK}]*")
 _WORD = re.compile(rf"[^\W_{_CJK}]+")  # runs of non-CJK letters/digits
 _CJK_RUN = re.compile(rf"[{_CJK}]+")
@@ -129,12 +121,6 @@ _CONTENT_CHAR = re.compile(r"[^\W_]")
 def _words(text: str) -> list[str]:
     """A word list written as one string (easier to read and edit than a list of literals)."""
     return text.split()
-
-
-def count_tokens(text: str) -> int:
-    """Tokenizer-free length: one per CJK character, one per run of other letters/digits, one per
-    other non-space character. ``count_tokens("Hello, 世界!") == 5``."""
-    return len(_TOKEN.findall(text))
 
 
 def _letter_tokens(text: str) -> int:

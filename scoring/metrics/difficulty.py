@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scoring.metrics.base import Flag, MetricResult
+from scoring.metrics.text import count_tokens
 
 if TYPE_CHECKING:
     from scoring.encoders import CausalLM
@@ -305,8 +306,6 @@ def difficulty_buckets(values: Sequence[float | None], quantiles: tuple[float, f
 
 # --- heuristic ----------------------------------------------------------------------------------
 
-_CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
-_TOKEN = re.compile(rf"[{_CJK}]|[^\s{_CJK}\W]+|[^\w\s]", re.UNICODE)
 _ASK = re.compile(
     r"\?|？|(?:^|\n)\s*(?:\d+[.)、]|[-*•])\s+"
     r"|\b(?:must|should|at least|at most|no more than|exactly|without|only|do not|don't|avoid|make sure|ensure|include|"
@@ -330,11 +329,6 @@ _MATH = re.compile(
 def _saturate(n: float, full: float) -> float:
     """0 at n = 0, 1 at n >= full, logarithmic in between."""
     return min(1.0, math.log1p(max(n, 0.0)) / math.log1p(full))
-
-
-def count_tokens(text: str) -> int:
-    """A rough token count without a tokenizer: words, punctuation marks, and each CJK character."""
-    return len(_TOKEN.findall(text))
 
 
 def heuristic_signals(instruction: str, answer: str) -> dict[str, Any]:
