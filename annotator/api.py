@@ -88,6 +88,18 @@ class SampleDetailOutput(SampleOutput):
     created_at = serializers.DateTimeField()
 
 
+def _labels_blind(dataset) -> bool:
+    """Annotators label blind: they never see metric flags (owners and reviewers do)."""
+    return dataset.my_role == Membership.Role.ANNOTATOR
+
+
+def _blind(rows: list, blind: bool) -> list:
+    if blind:
+        for row in rows:
+            row.pop("flag_count", None)
+    return rows
+
+
 class SamplePagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
@@ -118,17 +130,20 @@ class SampleListApi(APIView):
         dataset = selectors.dataset_get(request.user, pk=dataset_id)
         filters = self.SampleFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        samples = selectors.sample_list(request.user, dataset, **filters.validated_data)
+        blind = _labels_blind(dataset)
+        params = {k: v for k, v in filters.validated_data.items() if not (blind and k == "has_flag")}
+        samples = selectors.sample_list(request.user, dataset, **params)
         paginator = SamplePagination()
         page = paginator.paginate_queryset(samples, request, view=self)
-        return paginator.get_paginated_response(SampleOutput(page, many=True).data)
+        return paginator.get_paginated_response(_blind(SampleOutput(page, many=True).data, blind))
 
 
 class SampleDetailApi(APIView):
     @extend_schema(responses=SampleDetailOutput)
     def get(self, request, dataset_id: int, sample_id: int):
         dataset = selectors.dataset_get(request.user, pk=dataset_id)
-        return Response(SampleDetailOutput(selectors.sample_get(request.user, dataset, sample_id)).data)
+        data = SampleDetailOutput(selectors.sample_get(request.user, dataset, sample_id)).data
+        return Response(_blind([data], _labels_blind(dataset))[0])
 
 
 class ImportErrorOutput(serializers.Serializer):

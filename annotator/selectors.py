@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import Count, F, FilteredRelation, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
 from .models import Dataset, ImportJob, Membership, Sample
@@ -62,7 +62,8 @@ def sample_list(
     if q:
         qs = qs.filter(Q(text__icontains=q) | Q(external_id=q))
     if flag:
-        qs = qs.filter(flags__rule=flag).distinct()
+        flags = Sample.flags.rel.related_model.objects.filter(sample=OuterRef("pk"), rule=flag)
+        qs = qs.filter(Exists(flags))
     if sort:
         name = sort.lstrip("-")
         qs = qs.annotate(sort_metric=FilteredRelation("metrics", condition=Q(metrics__metric=name)))
@@ -86,15 +87,15 @@ def sample_get(user: AbstractBaseUser, dataset: Dataset, pk: int, *, with_scores
 
 
 def dataset_facets(dataset: Dataset) -> dict[str, list[str]]:
-    """Distinct task types, languages, flag rules and metric names, for the filter and sort menus."""
+    """Distinct task types and languages, and the flag rules and metric names the latest finished
+    scoring run recorded, for the filter and sort menus."""
     base = Sample.objects.filter(dataset=dataset).order_by()
-    flags = Sample.flags.rel.related_model.objects.filter(dataset=dataset).order_by()
-    metrics = Sample.metrics.rel.related_model.objects.filter(dataset=dataset, value__isnull=False).order_by()
+    summary = dataset.scoring_runs.filter(status="succeeded").order_by("-created_at", "-id").values_list("summary", flat=True).first() or {}
     return {
         "task_types": sorted(t for t in base.values_list("task_type", flat=True).distinct() if t),
         "languages": sorted(lang for lang in base.values_list("language", flat=True).distinct() if lang),
-        "flag_rules": sorted(flags.values_list("rule", flat=True).distinct()),
-        "metrics": sorted(metrics.values_list("metric", flat=True).distinct()),
+        "flag_rules": summary.get("flag_rules", []),
+        "metrics": summary.get("metric_names", []),
     }
 
 

@@ -46,9 +46,12 @@ def dataset_detail(request, slug: str):
     dataset = selectors.dataset_get(request.user, slug=slug)
     form = SampleFilterForm(request.GET or None)
     filters = form.filters()
+    can_review = dataset.my_role in (Membership.Role.OWNER, Membership.Role.REVIEWER)
+    if not can_review:  # annotators label blind: no metric flags, no sorting by scores
+        filters.update(flag="", sort="", has_flag=None)
     samples = selectors.sample_list(request.user, dataset, **filters)
     page = Paginator(samples, PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"dataset": dataset, "form": form, "page": page, "filters": filters}
+    context = {"dataset": dataset, "form": form, "page": page, "filters": filters, "can_review": can_review}
     if request.htmx and request.htmx.target == "sample-table":
         return render(request, "annotator/dataset_detail.html#sample-table", context)
     context.update(
@@ -56,7 +59,7 @@ def dataset_detail(request, slug: str):
         status_counts=selectors.dataset_status_counts(dataset),
         imports=selectors.import_job_list(request.user, dataset, limit=5),
         is_owner=dataset.my_role == Membership.Role.OWNER,
-        can_review=dataset.my_role in (Membership.Role.OWNER, Membership.Role.REVIEWER),
+
     )
     return render(request, "annotator/dataset_detail.html", context)
 
@@ -64,9 +67,11 @@ def dataset_detail(request, slug: str):
 @login_required
 def sample_detail(request, slug: str, pk: int):
     dataset = selectors.dataset_get(request.user, slug=slug)
-    sample = selectors.sample_get(request.user, dataset, pk, with_scores=True)
+    can_review = dataset.my_role in (Membership.Role.OWNER, Membership.Role.REVIEWER)
+    sample = selectors.sample_get(request.user, dataset, pk, with_scores=can_review)
     source_pretty = json.dumps(sample.source, ensure_ascii=False, indent=2)
-    return render(request, "annotator/sample_detail.html", {"dataset": dataset, "sample": sample, "source_pretty": source_pretty})
+    return render(request, "annotator/sample_detail.html",
+                  {"dataset": dataset, "sample": sample, "source_pretty": source_pretty, "can_review": can_review})
 
 
 @login_required

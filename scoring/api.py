@@ -43,14 +43,19 @@ class RunListApi(APIView):
     @extend_schema(responses=RunOutput(many=True), operation_id="scoring_runs_list")
     def get(self, request, dataset_id: int):
         dataset = annotator_selectors.dataset_get(request.user, pk=dataset_id)
+        check_dataset_role(user=request.user, dataset=dataset, roles=REVIEWERS)
         return Response(RunOutput(selectors.run_list(dataset, limit=50), many=True).data)
 
     @extend_schema(request=RunCreateInput, responses={202: RunOutput}, operation_id="scoring_runs_create")
     def post(self, request, dataset_id: int):
         dataset = annotator_selectors.dataset_get(request.user, pk=dataset_id)
+        check_dataset_role(user=request.user, dataset=dataset, roles=REVIEWERS)
         data = self.RunCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        run = services.run_create(user=request.user, dataset=dataset, metrics=data.validated_data.get("metrics") or "all")
+        try:
+            run = services.run_create(user=request.user, dataset=dataset, metrics=data.validated_data.get("metrics") or "all")
+        except services.ScoringRefused as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -58,6 +63,7 @@ class RunDetailApi(APIView):
     @extend_schema(responses=RunOutput)
     def get(self, request, dataset_id: int, run_id: int):
         dataset = annotator_selectors.dataset_get(request.user, pk=dataset_id)
+        check_dataset_role(user=request.user, dataset=dataset, roles=REVIEWERS)
         return Response(RunOutput(selectors.run_get(dataset, run_id)).data)
 
 
@@ -84,6 +90,7 @@ class SampleScoresApi(APIView):
     @extend_schema(responses=SampleScoresOutput)
     def get(self, request, dataset_id: int, sample_id: int):
         dataset = annotator_selectors.dataset_get(request.user, pk=dataset_id)
+        check_dataset_role(user=request.user, dataset=dataset, roles=REVIEWERS)  # annotators label blind
         sample = annotator_selectors.sample_get(request.user, dataset, sample_id, with_scores=True)
         return Response(SampleScoresOutput({"metrics": sample.metrics.all(), "flags": sample.flags.all()}).data)
 

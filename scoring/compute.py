@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 
 from annotator.models import Sample
 from scoring.metrics import cleaning, duplicates
@@ -68,6 +67,12 @@ def answer_of(messages: Sequence[dict]) -> str:
     return next((m["content"] for m in reversed(messages) if m.get("role") == "assistant"), "")
 
 
+def last_instruction_of(messages: Sequence[dict]) -> str:
+    """The user turn the last answer replies to (multi-turn samples: not the earlier questions)."""
+    last_answer = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=len(messages))
+    return next((messages[i]["content"] for i in range(last_answer - 1, -1, -1) if messages[i].get("role") == "user"), "")
+
+
 def _h(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
@@ -85,7 +90,7 @@ def _reusable(samples: Sequence[Sample], metric: str, key: Callable[[Sample], st
 def rules_stage(run, samples: Sequence[Sample]) -> Outcome:
     out = Outcome()
     want_rules = "rules" in run.metrics
-    want_heuristic = "difficulty" in run.metrics and not settings.SFTDESK_CAUSAL_LM
+    want_heuristic = "difficulty" in run.metrics and not run.params.get("causal_lm")
     if want_rules:
         out.metrics += [name for name in cleaning.RULES]
     if want_heuristic:
@@ -105,7 +110,7 @@ def rules_stage(run, samples: Sequence[Sample]) -> Outcome:
                     r.details = {**(r.details or {}), "_input_hash": key(s)}
                 items.append(r)
         if want_heuristic:
-            items += difficulty.heuristic_results([(instruction_of(s.messages), answer_of(s.messages))])
+            items += difficulty.heuristic_results([(last_instruction_of(s.messages), answer_of(s.messages))])
         out.results[s.id] = items
         out.computed += 1
     out.sample_ids = [s.id for s in samples if s.id not in reuse]  # reused samples keep their rows
@@ -116,11 +121,12 @@ def rules_stage(run, samples: Sequence[Sample]) -> Outcome:
 # embeddings (gpu, chunked)
 # ---------------------------------------------------------------------------------------------
 
-def _embedder():
+def _embedder(run):
     from scoring import encoders
 
+    path = run.params.get("embedder")
     try:
-        return encoders.get_embedder(settings.SFTDESK_EMBEDDER or None)
+        return encoders.get_embedder(None if path in (None, "", "default") else path)
     except encoders.ModelUnavailable as exc:
         raise ModelMissing(f"embedder: {exc}") from exc
 
@@ -150,9 +156,10 @@ def embed_texts(samples: Sequence[Sample], kind: str, texts: dict[int, str], emb
 
 def embed_stage(run, samples: Sequence[Sample]) -> Outcome:
     out = Outcome()
-    embedder = _embedder()
+    embedder = _embedder(run)
     key = embedder_key(embedder)
     out.models["embedder"] = jsonable(embedder.info())
+    out.models["embedder_key"] = key
     _vi, computed, reused = embed_texts(samples, "instruction", {s.id: instruction_of(s.messages) for s in samples}, embedder, key)
     answers, c2, r2 = embed_texts(samples, "answer", {s.id: answer_of(s.messages) for s in samples}, embedder, key)
     out.computed, out.reused = computed + c2, reused + r2
@@ -160,7 +167,7 @@ def embed_stage(run, samples: Sequence[Sample]) -> Outcome:
         from scoring.metrics import completeness
 
         out.metrics += ["completeness", "reference_similarity"]
-        asks = {s.id: completeness.split_asks(instruction_of(s.messages)) for s in samples}
+        asks = {s.id: completeness.split_asks(last_instruction_of(s.messages)) for s in samples}
         sentences = {s.id: completeness.split_sentences(answer_of(s.messages)) for s in samples}
         flat = [t for sid in asks for t in asks[sid]] + [t for sid in sentences for t in sentences[sid]]
         vecs = embedder.encode(flat) if flat else np.zeros((0, embedder.dim), dtype=np.float32)
@@ -195,7 +202,7 @@ def ifd_stage(run, samples: Sequence[Sample]) -> Outcome:
 
     out = Outcome(metrics=["ifd"])
     try:
-        lm = encoders.get_causal_lm(settings.SFTDESK_CAUSAL_LM)
+        lm = encoders.get_causal_lm(run.params.get("causal_lm"))
     except encoders.ModelUnavailable as exc:
         raise ModelMissing(f"causal LM: {exc}") from exc
     info = lm.info()
@@ -204,7 +211,7 @@ def ifd_stage(run, samples: Sequence[Sample]) -> Outcome:
     key = lambda s: _h(s.content_hash, model_hash)  # noqa: E731
     reuse = _reusable(samples, "ifd", key)
     todo = [s for s in samples if s.id not in reuse]
-    results = difficulty.ifd_results(lm, [(instruction_of(s.messages), answer_of(s.messages)) for s in todo]) if todo else []
+    results = difficulty.ifd_results(lm, [(last_instruction_of(s.messages), answer_of(s.messages)) for s in todo]) if todo else []
     for s, r in zip(todo, results, strict=True):
         r.details = {**(r.details or {}), "_input_hash": key(s)}
         out.results[s.id] = [r]
@@ -220,15 +227,24 @@ STAGES: dict[str, Callable] = {"rules": rules_stage, "embed": embed_stage, "ifd"
 # dataset-wide (cpu, one task)
 # ---------------------------------------------------------------------------------------------
 
-def _load_vectors(sample_ids: Sequence[int], kind: str) -> np.ndarray | None:
-    """The newest embedder's vectors for these samples, in order; None when any is missing."""
-    keys = list(SampleEmbedding.objects.filter(sample_id__in=sample_ids[:1], kind=kind).values_list("model_key", flat=True))
-    if not keys or not sample_ids:
+def _load_vectors(run, sample_ids: Sequence[int], kind: str, _cache: dict | None = None) -> np.ndarray | None:
+    """The vectors this run's embed stage made or reused, in sample order; None when the stage did
+    not run or any is missing. Loaded once per run and kind."""
+    key = (run.models_used or {}).get("embedder_key")
+    if not key or not sample_ids:
         return None
-    found = dict(SampleEmbedding.objects.filter(sample_id__in=sample_ids, kind=kind, model_key=keys[-1]).values_list("sample_id", "vector"))
-    if len(found) != len(sample_ids):
-        return None
-    return np.stack([np.frombuffer(bytes(found[sid]), dtype=np.float32) for sid in sample_ids])
+    cache = _VECTOR_CACHE.setdefault(run.pk, {})
+    if kind not in cache:
+        rows = SampleEmbedding.objects.filter(sample__dataset_id=run.dataset_id, sample_id__lte=sample_ids[-1], kind=kind, model_key=key)
+        found = dict(rows.values_list("sample_id", "vector").iterator(chunk_size=5000))
+        if any(sid not in found for sid in sample_ids):
+            cache[kind] = None
+        else:
+            cache[kind] = np.stack([np.frombuffer(bytes(found[sid]), dtype=np.float32) for sid in sample_ids])
+    return cache[kind]
+
+
+_VECTOR_CACHE: dict[int, dict[str, np.ndarray | None]] = {}
 
 
 def dataset_stage(run, samples: Sequence[Sample]) -> Outcome:
@@ -242,10 +258,13 @@ def dataset_stage(run, samples: Sequence[Sample]) -> Outcome:
         out.metrics += ["exact_duplicate", "near_duplicate", "semantic_duplicate"]
         exact = duplicates.exact_duplicate_groups(texts)
         near = duplicates.near_duplicate_groups(texts)
-        inst_vecs = _load_vectors(ids, "instruction")
-        ans_vecs = _load_vectors(ids, "answer")
+        inst_vecs = _load_vectors(run, ids, "instruction")
+        ans_vecs = _load_vectors(run, ids, "answer")
         semantic = []
-        if inst_vecs is not None and ans_vecs is not None:
+        if inst_vecs is None or ans_vecs is None:
+            out.metrics.remove("semantic_duplicate")  # keep earlier results rather than erase them
+            out.errors.append({"stage": "dataset", "message": "semantic duplicates skipped: embeddings are missing (see the embed stage's error)"})
+        else:
             both = inst_vecs + ans_vecs
             both /= np.maximum(np.linalg.norm(both, axis=1, keepdims=True), 1e-12)
             semantic = duplicates.semantic_duplicate_groups(ids, both)
@@ -265,6 +284,7 @@ def dataset_stage(run, samples: Sequence[Sample]) -> Outcome:
 
     extra = dataset_extras(run, samples, ids, per_sample, out)
     out.summary.update(extra)
+    _VECTOR_CACHE.pop(run.pk, None)
     out.results = dict(per_sample)
     out.sample_ids = ids
     return out
@@ -277,8 +297,8 @@ def dataset_extras(run, samples, ids, per_sample, out) -> dict[str, Any]:
 
     summary: dict[str, Any] = {}
     wanted = set(run.metrics) & {"diversity", "conciseness", "consistency", "label_errors"}
-    inst = _load_vectors(ids, "instruction") if wanted else None
-    ans = _load_vectors(ids, "answer") if wanted else None
+    inst = _load_vectors(run, ids, "instruction") if wanted else None
+    ans = _load_vectors(run, ids, "answer") if wanted else None
     if wanted and (inst is None or ans is None):
         out.errors.append({"stage": "dataset", "message": f"{', '.join(sorted(wanted))} skipped: embeddings are missing (see the embed stage's error)"})
         wanted = set()
@@ -328,7 +348,7 @@ def bucket_dataset_difficulty(run, ids, per_sample, out) -> None:
         return
     from scoring.metrics import difficulty
 
-    metric = "ifd" if settings.SFTDESK_CAUSAL_LM else difficulty.HEURISTIC_METRIC
+    metric = "ifd" if run.params.get("causal_lm") else difficulty.HEURISTIC_METRIC
     values = dict(SampleMetric.objects.filter(sample_id__in=ids, metric=metric).values_list("sample_id", "value"))
     ordered = [values.get(sid) for sid in ids]
     buckets = difficulty.difficulty_buckets(ordered)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from django.db.models import Count, QuerySet
+from django.db.models import Case, Count, QuerySet, Value, When
 
 from annotator.models import Dataset, Sample
 
@@ -19,6 +19,10 @@ def run_list(dataset: Dataset, *, limit: int = 10) -> QuerySet[ScoringRun]:
 
 def run_latest(dataset: Dataset) -> ScoringRun | None:
     return ScoringRun.objects.filter(dataset=dataset).order_by("-created_at", "-id").first()
+
+
+def run_latest_succeeded(dataset: Dataset) -> ScoringRun | None:
+    return ScoringRun.objects.filter(dataset=dataset, status=ScoringRun.Status.SUCCEEDED).order_by("-created_at", "-id").first()
 
 
 def run_get(dataset: Dataset, pk: int) -> ScoringRun:
@@ -60,22 +64,20 @@ def metric_names(dataset: Dataset) -> list[str]:
 
 
 def quality_report(dataset: Dataset) -> dict:
-    """Aggregates for the quality page, all computed in the database."""
-    run = run_latest(dataset)
+    """Aggregates for the quality page, computed in the database, with the dataset-level figures of
+    the latest run that finished."""
+    run = run_latest_succeeded(dataset)
     buckets = defaultdict(lambda: {"easy": 0, "medium": 0, "hard": 0})
     rows = (SampleMetric.objects.filter(dataset=dataset, metric="difficulty_bucket").order_by()
             .values("sample__task_type", "label").annotate(n=Count("id")))
     for r in rows:
         if r["label"] in ("easy", "medium", "hard"):
             buckets[r["sample__task_type"] or "—"][r["label"]] = r["n"]
-    lengths = list(SampleMetric.objects.filter(dataset=dataset, metric="answer_length").values_list("value", flat=True))
     edges = [0, 16, 32, 64, 128, 256, 512, 1024, 2048]
-    hist = [0] * len(edges)
-    for v in lengths:
-        if v is None:
-            continue
-        i = max(j for j, e in enumerate(edges) if v >= e)
-        hist[i] += 1
+    bins = Case(*[When(value__gte=e, then=Value(i)) for i, e in reversed(list(enumerate(edges)))], default=Value(0))
+    counts = dict(SampleMetric.objects.filter(dataset=dataset, metric="answer_length", value__isnull=False).order_by()
+                  .annotate(bin=bins).values("bin").annotate(n=Count("id")).values_list("bin", "n"))
+    hist = [counts.get(i, 0) for i in range(len(edges))]
     return {
         "run": run,
         "flags": flag_counts(dataset),
@@ -87,10 +89,10 @@ def quality_report(dataset: Dataset) -> dict:
     }
 
 
-def report_rows(dataset: Dataset, *, flagged: bool = False) -> Iterator[dict]:
+def report_rows(dataset: Dataset, *, flagged: bool = False, names: list[str] | None = None) -> Iterator[dict]:
     """One dict per sample: external_id, every metric value, its flags and reasons. Streams in id
     order with two queries per 2,000 samples."""
-    names = metric_names(dataset)
+    names = names if names is not None else metric_names(dataset)
     samples = Sample.objects.filter(dataset=dataset).order_by("id").values_list("id", "external_id", "flag_count")
     if flagged:
         samples = samples.filter(flag_count__gt=0)

@@ -24,7 +24,7 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Count, F, OuterRef, Subquery
+from django.db.models import Count, F, Max, OuterRef, Subquery
 from django.utils import timezone
 
 from annotator.models import Dataset, Membership, Sample
@@ -50,6 +50,7 @@ METRIC_GROUPS = {
 STAGE_ORDER = ("rules", "embed", "ifd", "dataset")
 CHUNKED = {"rules": "cpu", "embed": "gpu", "ifd": "gpu"}
 EMBEDDING_GROUPS = {"diversity", "completeness", "conciseness", "consistency", "label_errors"}
+MAX_CHUNK_ATTEMPTS = 3
 DATASET_GROUPS = {"duplicates", "diversity", "conciseness", "consistency", "label_errors", "difficulty"}
 
 
@@ -77,6 +78,8 @@ def parse_metrics(value: str | Iterable[str]) -> list[str]:
 
 
 def plan_stages(metrics: Sequence[str]) -> list[str]:
+    """The stages for these metric groups. Decided once, when the run is made, from this process's
+    settings; workers follow run.stages and run.params, never their own settings."""
     stages = {METRIC_GROUPS[m] for m in metrics}
     if EMBEDDING_GROUPS & set(metrics) or "duplicates" in metrics:
         stages.add("embed")  # semantic duplicates and every embedding metric need it
@@ -92,12 +95,18 @@ def run_create(*, user: AbstractBaseUser | None, dataset: Dataset, metrics: str 
         check_dataset_role(user=user, dataset=dataset, roles=[Membership.Role.OWNER, Membership.Role.REVIEWER])
     names = parse_metrics(metrics)
     with transaction.atomic():
+        busy = ScoringRun.objects.filter(dataset=dataset, status__in=[ScoringRun.Status.QUEUED, ScoringRun.Status.RUNNING]).first()
+        if busy is not None:
+            raise ScoringRefused(f"scoring run {busy.pk} is still in progress on this dataset; wait for it to finish")
+        samples = Sample.objects.filter(dataset=dataset)
         run = ScoringRun.objects.create(
             dataset=dataset, created_by=user if user is not None and user.is_authenticated else None, metrics=names,
             stages=plan_stages(names), code_version=code_version(),
             params={"chunk_size": settings.SFTDESK_SCORING_CHUNK_SIZE, "embedder": settings.SFTDESK_EMBEDDER or "default",
-                    "causal_lm": settings.SFTDESK_CAUSAL_LM or None, **compute.config_params()},
-            samples_total=Sample.objects.filter(dataset=dataset).count(),
+                    "causal_lm": settings.SFTDESK_CAUSAL_LM or None, **compute.config_params(),
+                    # every stage scores the same samples: those present when the run was made
+                    "max_sample_id": samples.aggregate(m=Max("id"))["m"] or 0},
+            samples_total=samples.count(),
         )
         if enqueue:
             transaction.on_commit(lambda: _enqueue_stage_start(run.pk))
@@ -123,6 +132,7 @@ def run_advance(*, run_id: int, enqueue: bool = True) -> tuple[str, list[int]]:
         run.stage = stage
         if stage in CHUNKED:
             chunks = _make_chunks(run, stage)
+            run.timings.setdefault(stage, 0.0)  # planned: a stage with no chunks is done
             run.chunks_total, run.chunks_done = len(chunks), sum(c.status == ScoringChunk.Status.DONE for c in chunks)
         else:
             run.chunks_total = run.chunks_done = 0
@@ -153,8 +163,7 @@ def _next_stage(run: ScoringRun) -> str:
     """The first stage whose work is not all done."""
     for stage in run.stages:
         if stage in CHUNKED:
-            chunks = run.chunks.filter(stage=stage)
-            if not chunks.exists() or chunks.filter(status=ScoringChunk.Status.PENDING).exists():
+            if stage not in run.timings or run.chunks.filter(stage=stage, status=ScoringChunk.Status.PENDING).exists():
                 return stage
         else:
             return stage
@@ -179,7 +188,7 @@ def _make_chunks(run: ScoringRun, stage: str) -> list[ScoringChunk]:
     if existing:
         return existing
     size = settings.SFTDESK_SCORING_CHUNK_SIZE
-    ids = Sample.objects.filter(dataset_id=run.dataset_id).order_by("id").values_list("id", flat=True)
+    ids = Sample.objects.filter(dataset_id=run.dataset_id, id__lte=run.params.get("max_sample_id", 0)).order_by("id").values_list("id", flat=True)
     bounds, first, count, last = [], None, 0, None
     for sample_id in ids.iterator(chunk_size=10_000):
         if first is None:
@@ -203,6 +212,9 @@ def chunk_run(*, chunk_id: int, enqueue: bool = True) -> str:
     if chunk is None or chunk.status == ScoringChunk.Status.DONE or chunk.run.finished:
         return "skipped"
     run = chunk.run
+    if chunk.attempts >= MAX_CHUNK_ATTEMPTS:  # killed every time (out of memory?): stop, say so
+        run_fail(run_id=run.pk, message=f"chunk {chunk.stage}/{chunk.index} was started {chunk.attempts} times without finishing")
+        return "failed"
     ScoringChunk.objects.filter(pk=chunk_id).update(attempts=F("attempts") + 1)
     started = time.monotonic()
     samples = list(
@@ -242,7 +254,7 @@ def dataset_stage_run(*, run_id: int) -> str:
     started = time.monotonic()
     if set(run.metrics) & DATASET_GROUPS:
         samples = list(
-            Sample.objects.filter(dataset_id=run.dataset_id)
+            Sample.objects.filter(dataset_id=run.dataset_id, id__lte=run.params.get("max_sample_id", 0))
             .only("id", "external_id", "messages", "task_type", "language", "meta", "content_hash").order_by("id")
         )
         outcome = compute.dataset_stage(run, samples)
@@ -252,27 +264,35 @@ def dataset_stage_run(*, run_id: int) -> str:
         run = ScoringRun.objects.select_for_update().get(pk=run_id)
         if run.finished:
             return "skipped"
-        write_results(run, outcome.results, metrics=outcome.metrics, sample_ids=outcome.sample_ids)
+        write_results(run, outcome.results, metrics=outcome.metrics, sample_ids=None)  # the whole dataset
         run.summary = {**run.summary, **outcome.summary}
         run.errors = run.errors + [e for e in outcome.errors if e not in run.errors]
         run.timings["dataset"] = round(time.monotonic() - started, 3)
         run.status = ScoringRun.Status.SUCCEEDED
         run.finished_at = timezone.now()
         run.models_used = {**run.models_used, **outcome.models}
+        # for the sample list's menus, computed once per run instead of on every page view
+        run.summary["metric_names"] = sorted(SampleMetric.objects.filter(dataset_id=run.dataset_id, value__isnull=False)
+                                             .order_by().values_list("metric", flat=True).distinct())
+        run.summary["flag_rules"] = sorted(SampleFlag.objects.filter(dataset_id=run.dataset_id).order_by().values_list("rule", flat=True).distinct())
         run.save()
         counts = SampleFlag.objects.filter(sample=OuterRef("pk")).order_by().values("sample").annotate(n=Count("id")).values("n")
         samples_set_flag_counts(dataset_id=run.dataset_id, counts=Subquery(counts))
     return "done"
 
 
-def write_results(run: ScoringRun, results: dict[int, list[MetricResult]], *, metrics: Sequence[str], sample_ids: Sequence[int]) -> None:
-    """Replace the given metrics' rows for these samples: flags deleted and re-inserted, metric rows
-    upserted. `results` maps sample id to its MetricResults; `metrics` names every metric the stage
-    owns (so a flag that no longer applies disappears)."""
+def write_results(run: ScoringRun, results: dict[int, list[MetricResult]], *, metrics: Sequence[str], sample_ids: Sequence[int] | None) -> None:
+    """Replace the given metrics' rows for these samples (None: every sample of the dataset): old
+    rows and flags deleted, the new ones inserted. `results` maps sample id to its MetricResults;
+    `metrics` names every metric the stage owns, so a value or flag that no longer applies goes."""
     if not metrics:
         return
-    # A raw delete: flags have nothing depending on them, so no need to load them first.
-    SampleFlag.objects.filter(sample_id__in=sample_ids, metric__in=metrics)._raw_delete(SampleFlag.objects.db)
+    scope = {"dataset_id": run.dataset_id, "metric__in": metrics}
+    if sample_ids is not None:
+        scope["sample_id__in"] = sample_ids
+    # Raw deletes: nothing depends on these rows, so no need to load them first.
+    SampleFlag.objects.filter(**scope)._raw_delete(SampleFlag.objects.db)
+    SampleMetric.objects.filter(**scope)._raw_delete(SampleMetric.objects.db)
     rows, flags = [], []
     for sample_id, items in results.items():
         for r in items:
@@ -326,12 +346,12 @@ def _upsert_metrics_copy(rows: list[SampleMetric]) -> None:
 
 
 def run_fail(*, run_id: int, message: str) -> None:
-    ScoringRun.objects.filter(pk=run_id).exclude(status=ScoringRun.Status.SUCCEEDED).update(
-        status=ScoringRun.Status.FAILED, finished_at=timezone.now()
-    )
-    run = ScoringRun.objects.get(pk=run_id)
-    run.errors = run.errors + [{"stage": run.stage, "message": message}]
-    run.save(update_fields=["errors"])
+    with transaction.atomic():
+        run = ScoringRun.objects.select_for_update().get(pk=run_id)
+        if run.status != ScoringRun.Status.SUCCEEDED:
+            run.status, run.finished_at = ScoringRun.Status.FAILED, timezone.now()
+        run.errors = run.errors + [{"stage": run.stage, "message": message}]
+        run.save(update_fields=["status", "finished_at", "errors"])
 
 
 def input_hash(*parts: str) -> str:

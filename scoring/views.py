@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -22,7 +23,10 @@ REVIEWERS = [Membership.Role.OWNER, Membership.Role.REVIEWER]
 @require_POST
 def run_start(request, slug: str):
     dataset = annotator_selectors.dataset_get(request.user, slug=slug)
-    services.run_create(user=request.user, dataset=dataset, metrics=request.POST.getlist("metrics") or "all")
+    try:
+        services.run_create(user=request.user, dataset=dataset, metrics=request.POST.getlist("metrics") or "all")
+    except services.ScoringRefused as exc:
+        messages.warning(request, str(exc))
     return redirect("scoring:quality", slug=dataset.slug)
 
 
@@ -31,11 +35,11 @@ def run_start(request, slug: str):
 def quality(request, slug: str):
     dataset = annotator_selectors.dataset_get(request.user, slug=slug)
     check_dataset_role(user=request.user, dataset=dataset, roles=REVIEWERS)
+    if request.htmx and request.htmx.target == "run-status":  # the poll: the run only, not the report
+        return render(request, "scoring/quality.html#run-status", {"dataset": dataset, "run": selectors.run_latest(dataset)})
     report = selectors.quality_report(dataset)
-    context = {"dataset": dataset, "report": report, "run": report["run"], "charts": charts.quality_charts(report),
+    context = {"dataset": dataset, "report": report, "run": selectors.run_latest(dataset), "charts": charts.quality_charts(report),
                "metric_groups": list(services.METRIC_GROUPS)}
-    if request.htmx and request.htmx.target == "run-status":
-        return render(request, "scoring/quality.html#run-status", context)
     return render(request, "scoring/quality.html", context)
 
 

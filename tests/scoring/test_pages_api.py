@@ -134,3 +134,43 @@ def test_dataset_page_loads_the_run_status_for_reviewers_only(owner_client, clie
     client.force_login(annotator)
     assert client.get(reverse("scoring:run_status", args=["demo"])).content == b""
     assert reverse("scoring:run_status", args=["demo"]) not in client.get(reverse("annotator:dataset_detail", args=["demo"])).content.decode()
+
+
+def test_annotators_label_blind_no_scores_anywhere(client, scored):
+    annotator = UserFactory(username="blind")
+    MembershipFactory(user=annotator, dataset=scored, role=Membership.Role.ANNOTATOR)
+    _token, key = api_token_create(user=annotator, name="t")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    sample = scored.samples.get(external_id="demo-052")
+    run = ScoringRun.objects.get()
+    for url in (f"/api/v1/datasets/{scored.pk}/scoring-runs/", f"/api/v1/datasets/{scored.pk}/scoring-runs/{run.pk}/",
+                f"/api/v1/datasets/{scored.pk}/samples/{sample.pk}/scores/", f"/api/v1/datasets/{scored.pk}/quality/"):
+        assert api.get(url).status_code == 404, url
+    listing = api.get(f"/api/v1/datasets/{scored.pk}/samples/", {"has_flag": "true"}).json()
+    assert listing["count"] == 61  # the flag filter is ignored for annotators
+    assert all("flag_count" not in s for s in listing["results"])
+    assert "flag_count" not in api.get(f"/api/v1/datasets/{scored.pk}/samples/{sample.pk}/").json()
+    client.force_login(annotator)
+    page = client.get(reverse("annotator:sample_detail", args=["demo", sample.pk])).content.decode()
+    assert "Quality metrics" not in page and "refusal" not in page
+    listing_page = client.get(reverse("annotator:dataset_detail", args=["demo"]), {"flag": "refusal"})
+    assert listing_page.context["page"].paginator.count == 61
+    assert "⚑" not in listing_page.content.decode() and 'name="flag"' not in listing_page.content.decode()
+
+
+def test_a_second_run_is_refused_while_one_is_in_progress(owner, scored):
+    services.run_create(user=None, dataset=scored, metrics="rules", enqueue=False)
+    with pytest.raises(services.ScoringRefused, match="is still in progress"):
+        services.run_create(user=None, dataset=scored, metrics="rules", enqueue=False)
+    _token, key = api_token_create(user=owner, name="t", can_write=True)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert api.post(f"/api/v1/datasets/{scored.pk}/scoring-runs/", {}, format="json").status_code == 409
+
+
+def test_csv_report_cells_cannot_become_formulas(owner_client, scored):
+    scored.samples.filter(external_id="demo-052").update(external_id="=HYPERLINK(\"http://x\")")
+    body = b"".join(owner_client.get(reverse("scoring:report", args=["demo", "csv"])).streaming_content).decode()
+    assert "'=HYPERLINK" in body
+    assert "\n=HYPERLINK" not in body and ',=HYPERLINK' not in body

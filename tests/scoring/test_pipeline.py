@@ -136,3 +136,29 @@ def test_a_missing_causal_lm_fails_that_metric_and_the_run_goes_on(demo, tmp_pat
     assert len(run.errors) == 1 and run.errors[0]["stage"] == "ifd"
     assert str(tmp_path / "nowhere") in run.errors[0]["message"]
     assert SampleFlag.objects.filter(dataset=demo, rule="refusal").count() == 2  # the rules still ran
+
+
+def test_an_empty_dataset_finishes(db):
+    empty = Dataset.objects.create(name="empty", slug="empty")
+    run = services.run_inline(run_id=services.run_create(user=None, dataset=empty, metrics="rules,duplicates", enqueue=False).pk)
+    assert run.status == "succeeded"
+    assert run.samples_total == 0
+
+
+def test_a_sample_that_leaves_its_duplicate_group_loses_the_old_values(demo):
+    services.run_inline(run_id=services.run_create(user=None, dataset=demo, metrics="duplicates", enqueue=False).pk)
+    rep = Sample.objects.get(dataset=demo, external_id="demo-031")
+    assert SampleMetric.objects.get(sample=rep, metric="near_duplicate").value == 2
+    Sample.objects.filter(dataset=demo, external_id="demo-054").delete()
+    services.run_inline(run_id=services.run_create(user=None, dataset=demo, metrics="duplicates", enqueue=False).pk)
+    assert not SampleMetric.objects.filter(sample=rep, metric__in=["near_duplicate", "semantic_duplicate"]).exists()
+    assert not SampleFlag.objects.filter(dataset=demo, rule__endswith="duplicate").exists()
+
+
+def test_samples_imported_during_a_run_wait_for_the_next_one(demo):
+    run = services.run_create(user=None, dataset=demo, metrics="rules", enqueue=False)
+    Sample.objects.create(dataset=demo, external_id="late", messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}],
+                          content_hash="late")
+    run = services.run_inline(run_id=run.pk)
+    assert not SampleMetric.objects.filter(sample__external_id="late").exists()
+    assert run.samples_total == 61
