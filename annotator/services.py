@@ -15,7 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
-from django.db.models import Expression
+from django.db.models import Expression, F
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
@@ -79,8 +79,12 @@ def _free_slug(base: str) -> str:
 
 
 def samples_set_flag_counts(*, dataset_id: int, counts: Expression) -> int:
-    """Write each sample's number of metric flags (scoring passes the count as a subquery)."""
-    return Sample.objects.filter(dataset_id=dataset_id).update(flag_count=Coalesce(counts, 0))
+    """Write each sample's number of metric flags (scoring passes the count as a subquery). Only rows
+    whose count changed are written, so a re-run locks few samples."""
+    return (
+        Sample.objects.filter(dataset_id=dataset_id).alias(n=Coalesce(counts, 0)).exclude(flag_count=F("n"))
+        .update(flag_count=Coalesce(counts, 0))
+    )
 
 
 def membership_set(*, actor: AbstractBaseUser | None, dataset: Dataset, user: AbstractBaseUser, role: str) -> Membership:

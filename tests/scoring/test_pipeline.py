@@ -13,7 +13,7 @@ from annotator.models import Dataset, Sample
 from scoring import services
 from scoring.models import SampleFlag, SampleMetric, ScoringChunk, ScoringRun
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both]  # also on PostgreSQL (its COPY upsert path)
 
 DEMO_FLAWS = {
     ("demo-013", "unseeable_input"),
