@@ -102,7 +102,8 @@ class Sample(models.Model):
 
     # No index of its own: every composite index below starts with dataset.
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="samples", db_index=False)
-    import_job = models.ForeignKey(ImportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="samples")
+    # No index: nothing looks samples up by import, and every index slows bulk imports.
+    import_job = models.ForeignKey(ImportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="samples", db_index=False)
     external_id = models.CharField(max_length=255, help_text=_("The record's own id, else its 0-based position in the file."))
     messages = models.JSONField(help_text=_('[{"role": "system|user|assistant", "content": "..."}]'))
     source = models.JSONField(default=dict, help_text=_("The original record, unchanged."))

@@ -5,7 +5,6 @@ Pure Python; no Django."""
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -26,8 +25,10 @@ def normalize_label(text: str) -> str:
 def content_hash(messages: Iterable[Mapping[str, str]]) -> str:
     """sha256 of the normalized (role, content) pairs: equal for conversations that differ only in
     Unicode form or whitespace."""
-    pairs = [[m["role"], normalize_text(m["content"])] for m in messages]
-    return hashlib.sha256(json.dumps(pairs, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
+    # Unit and record separators cannot survive normalization inside the content, so the joined
+    # string is unambiguous.
+    joined = "\x1e".join(f"{m['role']}\x1f{normalize_text(m['content'])}" for m in messages)
+    return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 _EN_WORDS = frozenset(
