@@ -76,8 +76,8 @@ def test_login_upload_progress_and_inert_script(page, live_server, celery_worker
     assert page.dialogs == []
     assert [e for e in page.console_errors if "Content Security Policy" in e] == []
 
-    page.select_option("select[name=language]", "zh-hans")  # switches without a button (static JS, CSP-safe)
-    page.wait_for_load_state("load")
+    with page.expect_navigation():  # switches without a button (static JS, CSP-safe)
+        page.select_option("select[name=language]", "zh-hans")
     assert page.inner_text("header nav").split()[0] == "数据集"
 
 
