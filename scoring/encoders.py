@@ -264,6 +264,13 @@ def _load(kind: str, path: Path, loader, device: torch.device, dtype: torch.dtyp
 # --- embedder -----------------------------------------------------------------------------------
 
 
+def _base_info(model) -> dict[str, Any]:
+    """What every loaded model reports: its fingerprint (computed once), device, dtype, length."""
+    if model._fingerprint is None:
+        model._fingerprint = model_fingerprint(model.path)
+    return {**model._fingerprint, "device": str(model.device), "dtype": str(model.dtype).removeprefix("torch."), "max_length": model.max_length}
+
+
 class Embedder:
     """Sentence embeddings: mean of the last hidden states over the attention mask, L2-normalized (how
     all-MiniLM-L6-v2 embeddings are defined). Texts are truncated to `max_length` tokens (256, as the
@@ -296,16 +303,7 @@ class Embedder:
         return int(self.model.config.hidden_size)
 
     def info(self) -> dict[str, Any]:
-        if self._fingerprint is None:
-            self._fingerprint = model_fingerprint(self.path)
-        return {
-            **self._fingerprint,
-            "device": str(self.device),
-            "dtype": str(self.dtype).removeprefix("torch."),
-            "max_length": self.max_length,
-            "pooling": "mean, L2-normalized",
-            "dim": self.dim,
-        }
+        return {**_base_info(self), "pooling": "mean, L2-normalized", "dim": self.dim}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """float32 array (len(texts), dim) of unit vectors, in input order. The texts are tokenized once,
@@ -369,15 +367,7 @@ class CausalLM:
         self._fingerprint: dict[str, Any] | None = None
 
     def info(self) -> dict[str, Any]:
-        if self._fingerprint is None:
-            self._fingerprint = model_fingerprint(self.path)
-        return {
-            **self._fingerprint,
-            "device": str(self.device),
-            "dtype": str(self.dtype).removeprefix("torch."),
-            "max_length": self.max_length,
-            "chat_template": bool(getattr(self.tokenizer, "chat_template", None)),
-        }
+        return {**_base_info(self), "chat_template": bool(getattr(self.tokenizer, "chat_template", None))}
 
 
 # --- once per process ---------------------------------------------------------------------------
