@@ -163,6 +163,14 @@ def embed_stage(run, samples: Sequence[Sample]) -> Outcome:
     _vi, computed, reused = embed_texts(samples, "instruction", {s.id: instruction_of(s.messages) for s in samples}, embedder, key)
     answers, c2, r2 = embed_texts(samples, "answer", {s.id: answer_of(s.messages) for s in samples}, embedder, key)
     out.computed, out.reused = computed + c2, reused + r2
+    if "accuracy" in run.metrics and "completeness" not in run.metrics:
+        out.metrics.append("reference_similarity")
+        refs = {s.id: s.meta.get("reference_answer") for s in samples if isinstance(s.meta, dict) and s.meta.get("reference_answer")}
+        ref_vecs = embed_texts(samples, "reference", refs, embedder, key)[0] if refs else {}
+        from scoring.metrics import consistency
+
+        for sid, vec in ref_vecs.items():
+            out.results[sid] = [consistency.reference_similarity(answers[sid], vec)]
     if "completeness" in run.metrics:
         from scoring.metrics import completeness
 
@@ -220,7 +228,33 @@ def ifd_stage(run, samples: Sequence[Sample]) -> Outcome:
     return out
 
 
-STAGES: dict[str, Callable] = {"rules": rules_stage, "embed": embed_stage, "ifd": ifd_stage}
+def judge_stage(run, samples: Sequence[Sample]) -> Outcome:
+    """Accuracy as a reward/judge model scores it (SFTDESK_REWARD_MODEL), reused while unchanged."""
+    from scoring import encoders
+    from scoring.metrics import accuracy
+
+    out = Outcome(metrics=[accuracy.METRIC])
+    try:
+        judge = encoders.get_reward_model(run.params.get("reward_model"))
+    except encoders.ModelUnavailable as exc:
+        raise ModelMissing(f"reward model: {exc}") from exc
+    info = judge.info()
+    out.models["reward_model"] = jsonable(info)
+    model_hash = str(info.get("weights_sha256") or info.get("path"))
+    threshold = run.params.get("reward_threshold")
+    key = lambda s: _h(s.content_hash, model_hash, str(threshold))  # noqa: E731
+    reuse = _reusable(samples, accuracy.METRIC, key)
+    todo = [s for s in samples if s.id not in reuse]
+    scores = judge.score([(last_instruction_of(s.messages), answer_of(s.messages)) for s in todo])
+    for s, r in zip(todo, accuracy.reward_results(scores, threshold=threshold, model=str(info.get("name"))), strict=True):
+        r.details["_input_hash"] = key(s)
+        out.results[s.id] = [r]
+    out.computed, out.reused = len(todo), len(reuse)
+    out.sample_ids = [s.id for s in todo]
+    return out
+
+
+STAGES: dict[str, Callable] = {"rules": rules_stage, "embed": embed_stage, "ifd": ifd_stage, "judge": judge_stage}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ import torch
 
 EMBEDDER_ENV = "SFTDESK_EMBEDDER"
 CAUSAL_LM_ENV = "SFTDESK_CAUSAL_LM"
+REWARD_MODEL_ENV = "SFTDESK_REWARD_MODEL"
 DEFAULT_EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 _HASH_CHUNK = 16 * 1024 * 1024  # bytes hashed at each end of a weights file
@@ -370,6 +371,59 @@ class CausalLM:
         return {**_base_info(self), "chat_template": bool(getattr(self.tokenizer, "chat_template", None))}
 
 
+class RewardModel:
+    """A reward (or judge) model with a sequence-classification head from a local directory: scores
+    an (instruction, answer) pair. One output: that logit is the reward; several: the probability of
+    the last class (the "good" one in binary judges)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, device: str | torch.device | None = None, max_length: int = 1024,
+                 max_tokens_per_batch: int = 8192) -> None:
+        from transformers import AutoModelForSequenceClassification
+
+        if path is None or str(path) == "":
+            raise ModelUnavailable(f"reward model not configured: no path given; set {REWARD_MODEL_ENV} to a local model directory")
+        self.path = resolve_model_path(path, kind="reward model", env=REWARD_MODEL_ENV)
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device)
+        self.tokenizer, self.model = _load("reward model", self.path, AutoModelForSequenceClassification, self.device, self.dtype)
+        if self.tokenizer.pad_token_id is None and self.tokenizer.eos_token is not None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        if getattr(self.model.config, "pad_token_id", None) is None:
+            self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        self.max_length = max_length
+        self.max_tokens_per_batch = max_tokens_per_batch
+        self._fingerprint: dict[str, Any] | None = None
+
+    def info(self) -> dict[str, Any]:
+        return {**_base_info(self), "num_labels": int(self.model.config.num_labels)}
+
+    def render(self, instruction: str, answer: str) -> str:
+        tok = self.tokenizer
+        if getattr(tok, "chat_template", None):
+            return tok.apply_chat_template(
+                [{"role": "user", "content": instruction}, {"role": "assistant", "content": answer}], tokenize=False
+            )
+        return f"{instruction}\n\n{answer}"
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """One score per pair, in order; batches sorted by length and capped by padded tokens."""
+        if not pairs:
+            return []
+        encoded = self.tokenizer([self.render(q, a) for q, a in pairs], truncation=True, max_length=self.max_length,
+                                 add_special_tokens=not getattr(self.tokenizer, "chat_template", None))["input_ids"]
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        out = [0.0] * len(pairs)
+        with torch.inference_mode():
+            for batch in token_batches([len(ids) for ids in encoded], self.max_tokens_per_batch):
+                ids, mask = _right_pad([encoded[i] for i in batch], pad)
+                logits = self.model(input_ids=torch.from_numpy(ids).to(self.device),
+                                    attention_mask=torch.from_numpy(mask).to(self.device)).logits.float()
+                values = logits[:, 0] if logits.shape[-1] == 1 else torch.softmax(logits, dim=-1)[:, -1]
+                for i, v in zip(batch, values.tolist(), strict=True):
+                    out[i] = float(v)
+        return out
+
+
 # --- once per process ---------------------------------------------------------------------------
 
 _lock = threading.Lock()
@@ -392,6 +446,21 @@ def get_embedder(path: str | os.PathLike[str] | None = None, *, device: str | No
     resolved = resolve_model_path(raw, kind="embedder", env=EMBEDDER_ENV)
     with _lock:
         return _embedder(str(resolved), device)
+
+
+@functools.cache
+def _reward_model(path: str, device: str | None) -> RewardModel:
+    return RewardModel(path, device=device)
+
+
+def get_reward_model(path: str | os.PathLike[str] | None = None, *, device: str | None = None) -> RewardModel:
+    """The process's reward model for `path` (else $SFTDESK_REWARD_MODEL), loaded once."""
+    raw = path if path is not None else os.environ.get(REWARD_MODEL_ENV)
+    if not raw:
+        raise ModelUnavailable(f"reward model not configured: no path given; set {REWARD_MODEL_ENV} to a local model directory")
+    resolved = resolve_model_path(raw, kind="reward model", env=REWARD_MODEL_ENV)
+    with _lock:
+        return _reward_model(str(resolved), device)
 
 
 def get_causal_lm(path: str | os.PathLike[str] | None = None, *, device: str | None = None) -> CausalLM:

@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 METRIC_GROUPS = {
     "rules": "rules",
     "difficulty": "ifd",
+    "accuracy": "judge",
     "duplicates": "dataset",
     "diversity": "dataset",
     "completeness": "embed",
@@ -47,8 +48,8 @@ METRIC_GROUPS = {
     "consistency": "dataset",
     "label_errors": "dataset",
 }
-STAGE_ORDER = ("rules", "embed", "ifd", "dataset")
-CHUNKED = {"rules": "cpu", "embed": "gpu", "ifd": "gpu"}
+STAGE_ORDER = ("rules", "embed", "ifd", "judge", "dataset")
+CHUNKED = {"rules": "cpu", "embed": "gpu", "ifd": "gpu", "judge": "gpu"}
 EMBEDDING_GROUPS = {"diversity", "completeness", "conciseness", "consistency", "label_errors"}
 MAX_CHUNK_ATTEMPTS = 3
 DATASET_GROUPS = {"duplicates", "diversity", "conciseness", "consistency", "label_errors", "difficulty"}
@@ -86,6 +87,11 @@ def plan_stages(metrics: Sequence[str]) -> list[str]:
     if "difficulty" in metrics and not settings.SFTDESK_CAUSAL_LM:
         stages.discard("ifd")
         stages.add("rules")  # the heuristic runs with the rules
+    if "accuracy" in metrics:
+        stages.discard("judge")
+        if settings.SFTDESK_REWARD_MODEL:
+            stages.add("judge")
+        stages.add("embed")  # similarity to a reference answer, where the record has one
     stages.add("dataset")  # always: it also finishes the run
     return [s for s in STAGE_ORDER if s in stages]
 
@@ -103,7 +109,8 @@ def run_create(*, user: AbstractBaseUser | None, dataset: Dataset, metrics: str 
             dataset=dataset, created_by=user if user is not None and user.is_authenticated else None, metrics=names,
             stages=plan_stages(names), code_version=code_version(),
             params={"chunk_size": settings.SFTDESK_SCORING_CHUNK_SIZE, "embedder": settings.SFTDESK_EMBEDDER or "default",
-                    "causal_lm": settings.SFTDESK_CAUSAL_LM or None, **compute.config_params(),
+                    "causal_lm": settings.SFTDESK_CAUSAL_LM or None, "reward_model": settings.SFTDESK_REWARD_MODEL or None,
+                    "reward_threshold": settings.SFTDESK_REWARD_THRESHOLD, **compute.config_params(),
                     # every stage scores the same samples: those present when the run was made
                     "max_sample_id": samples.aggregate(m=Max("id"))["m"] or 0},
             samples_total=samples.count(),

@@ -170,6 +170,8 @@ SFTDESK_ADMIN_USER = os.environ.get("SFTDESK_ADMIN_USER", "admin")
 # Scoring: models are local paths (nothing is downloaded). Empty embedder = the bundled all-MiniLM-L6-v2.
 SFTDESK_EMBEDDER = os.environ.get("SFTDESK_EMBEDDER", "")
 SFTDESK_CAUSAL_LM = os.environ.get("SFTDESK_CAUSAL_LM", "")
+SFTDESK_REWARD_MODEL = os.environ.get("SFTDESK_REWARD_MODEL", "")  # a judge with a sequence-classification head
+SFTDESK_REWARD_THRESHOLD = float(os.environ["SFTDESK_REWARD_THRESHOLD"]) if os.environ.get("SFTDESK_REWARD_THRESHOLD") else None
 SFTDESK_SCORING_CHUNK_SIZE = env_int("SFTDESK_SCORING_CHUNK_SIZE", 2000)
 
 # Celery: Redis when REDIS_URL is set, else kombu's filesystem transport under var/ (no server).
