@@ -204,22 +204,25 @@ def embed_stage(run, samples: Sequence[Sample]) -> Outcome:
 # IFD (gpu, chunked)
 # ---------------------------------------------------------------------------------------------
 
-def ifd_stage(run, samples: Sequence[Sample]) -> Outcome:
+def _model_pair_stage(run, samples: Sequence[Sample], *, metric: str, model_kind: str, load: Callable, extra_key: str,
+                      score: Callable) -> Outcome:
+    """A gpu stage that scores (instruction, answer) pairs with one local model: load it (a missing
+    model fails only this metric), skip samples whose content and model are unchanged, score the rest.
+    `score(model, info, pairs)` returns one MetricResult per pair."""
     from scoring import encoders
-    from scoring.metrics import difficulty
 
-    out = Outcome(metrics=["ifd"])
+    out = Outcome(metrics=[metric])
     try:
-        lm = encoders.get_causal_lm(run.params.get("causal_lm"))
+        model = load()
     except encoders.ModelUnavailable as exc:
-        raise ModelMissing(f"causal LM: {exc}") from exc
-    info = lm.info()
-    out.models["causal_lm"] = jsonable(info)
+        raise ModelMissing(f"{model_kind.replace('_', ' ')}: {exc}") from exc
+    info = model.info()
+    out.models[model_kind] = jsonable(info)
     model_hash = str(info.get("weights_sha256") or info.get("path"))
-    key = lambda s: _h(s.content_hash, model_hash)  # noqa: E731
-    reuse = _reusable(samples, "ifd", key)
+    key = lambda s: _h(s.content_hash, model_hash, extra_key)  # noqa: E731
+    reuse = _reusable(samples, metric, key)
     todo = [s for s in samples if s.id not in reuse]
-    results = difficulty.ifd_results(lm, [(last_instruction_of(s.messages), answer_of(s.messages)) for s in todo]) if todo else []
+    results = score(model, info, [(last_instruction_of(s.messages), answer_of(s.messages)) for s in todo]) if todo else []
     for s, r in zip(todo, results, strict=True):
         r.details = {**(r.details or {}), "_input_hash": key(s)}
         out.results[s.id] = [r]
@@ -228,30 +231,28 @@ def ifd_stage(run, samples: Sequence[Sample]) -> Outcome:
     return out
 
 
+def ifd_stage(run, samples: Sequence[Sample]) -> Outcome:
+    from scoring import encoders
+    from scoring.metrics import difficulty
+
+    return _model_pair_stage(
+        run, samples, metric="ifd", model_kind="causal_lm", extra_key="",
+        load=lambda: encoders.get_causal_lm(run.params.get("causal_lm")),
+        score=lambda lm, _info, pairs: difficulty.ifd_results(lm, pairs),
+    )
+
+
 def judge_stage(run, samples: Sequence[Sample]) -> Outcome:
     """Accuracy as a reward/judge model scores it (SFTDESK_REWARD_MODEL), reused while unchanged."""
     from scoring import encoders
     from scoring.metrics import accuracy
 
-    out = Outcome(metrics=[accuracy.METRIC])
-    try:
-        judge = encoders.get_reward_model(run.params.get("reward_model"))
-    except encoders.ModelUnavailable as exc:
-        raise ModelMissing(f"reward model: {exc}") from exc
-    info = judge.info()
-    out.models["reward_model"] = jsonable(info)
-    model_hash = str(info.get("weights_sha256") or info.get("path"))
     threshold = run.params.get("reward_threshold")
-    key = lambda s: _h(s.content_hash, model_hash, str(threshold))  # noqa: E731
-    reuse = _reusable(samples, accuracy.METRIC, key)
-    todo = [s for s in samples if s.id not in reuse]
-    scores = judge.score([(last_instruction_of(s.messages), answer_of(s.messages)) for s in todo])
-    for s, r in zip(todo, accuracy.reward_results(scores, threshold=threshold, model=str(info.get("name"))), strict=True):
-        r.details["_input_hash"] = key(s)
-        out.results[s.id] = [r]
-    out.computed, out.reused = len(todo), len(reuse)
-    out.sample_ids = [s.id for s in todo]
-    return out
+    return _model_pair_stage(
+        run, samples, metric=accuracy.METRIC, model_kind="reward_model", extra_key=str(threshold),
+        load=lambda: encoders.get_reward_model(run.params.get("reward_model")),
+        score=lambda judge, info, pairs: accuracy.reward_results(judge.score(pairs), threshold=threshold, model=str(info.get("name"))),
+    )
 
 
 STAGES: dict[str, Callable] = {"rules": rules_stage, "embed": embed_stage, "ifd": ifd_stage, "judge": judge_stage}
