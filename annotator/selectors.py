@@ -6,8 +6,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
+from django.utils import timezone
 
-from .models import Dataset, ImportJob, Membership, Sample
+from .models import Assignment, Dataset, GoldLabel, ImportJob, Label, Membership, Sample, Suggestion
 from .services import progress_key
 
 
@@ -126,3 +127,63 @@ def import_job_progress(job: ImportJob) -> dict:
     if live:
         return {"progress": round(live["progress"], 1), "records": live["records"], "imported": live["imported"], "duplicates": live["duplicates"]}
     return {"progress": round(job.progress, 1), "records": job.records_total, "imported": job.imported_count, "duplicates": job.duplicate_count}
+
+
+# ---------------------------------------------------------------------------------------------
+# Annotation: what an annotator may see of their own work (never anyone else's labels)
+# ---------------------------------------------------------------------------------------------
+
+def assignment_get_own(user: AbstractBaseUser, dataset: Dataset, pk: int) -> Assignment:
+    """The user's own assignment with its sample, or 404 (someone else's answers 404 too)."""
+    assignment = (
+        Assignment.objects.filter(pk=pk, dataset=dataset, annotator=user, dataset__memberships__user=user)
+        .select_related("sample").first()
+    )
+    if assignment is None:
+        raise Http404("No such assignment.")
+    return assignment
+
+
+def label_current_own(user: AbstractBaseUser, assignment: Assignment) -> Label | None:
+    return Label.objects.filter(assignment=assignment, annotator=user, is_current=True).first()
+
+
+def label_versions_own(user: AbstractBaseUser, assignment: Assignment) -> QuerySet[Label]:
+    return Label.objects.filter(assignment=assignment, annotator=user).order_by("-version")
+
+
+def label_list_own(user: AbstractBaseUser, dataset: Dataset) -> QuerySet[Label]:
+    """The user's current labels in the dataset, newest first, with their samples."""
+    return (
+        Label.objects.filter(dataset=dataset, annotator=user, is_current=True, dataset__memberships__user=user)
+        .select_related("sample", "assignment").order_by("-created_at", "-id")
+    )
+
+
+def suggestion_latest(sample: Sample) -> Suggestion | None:
+    return Suggestion.objects.filter(sample=sample).order_by("-created_at", "-id").first()
+
+
+def annotation_progress(user: AbstractBaseUser, dataset: Dataset, *, overlap: int) -> dict:
+    """The user's own figures: labels done today (server's day) and in all, and how many samples
+    are still open to them (not yet given to them, not complete, not gold)."""
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    mine = Assignment.objects.filter(dataset=dataset, annotator=user, status=Assignment.Status.SUBMITTED).order_by()
+    remaining = (
+        Sample.objects.filter(dataset=dataset, status__in=[Sample.Status.NEW, Sample.Status.ANNOTATING], label_count__lt=overlap)
+        .exclude(Exists(Assignment.objects.filter(sample=OuterRef("pk"), annotator=user)))
+        .exclude(Exists(GoldLabel.objects.filter(sample=OuterRef("pk"))))
+        .order_by()
+    )
+    counts = mine.aggregate(total=Count("id"), today=Count("id", filter=Q(finished_at__gte=today)))
+    return {"done_today": counts["today"], "done_total": counts["total"], "remaining": remaining.count()}
+
+
+def dataset_label_completion(dataset: Dataset, *, overlap: int) -> dict:
+    """For owners and reviewers: samples with all `k` labels, with some, and with none (gold apart)."""
+    qs = Sample.objects.filter(dataset=dataset).exclude(Exists(GoldLabel.objects.filter(sample=OuterRef("pk")))).order_by()
+    return qs.aggregate(
+        complete=Count("id", filter=Q(label_count__gte=overlap)),
+        partial=Count("id", filter=Q(label_count__gt=0, label_count__lt=overlap)),
+        unlabelled=Count("id", filter=Q(label_count=0)),
+    )

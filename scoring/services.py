@@ -28,7 +28,7 @@ from django.db.models import Count, F, Max, OuterRef, Subquery
 from django.utils import timezone
 
 from annotator.models import Dataset, Membership, Sample
-from annotator.services import check_dataset_role, samples_set_flag_counts
+from annotator.services import annotation_config, check_dataset_role, queue_rank_refresh, samples_set_flag_counts
 from scoring.metrics.base import MetricResult
 
 from . import compute
@@ -285,6 +285,8 @@ def dataset_stage_run(*, run_id: int) -> str:
         run.save()
         counts = SampleFlag.objects.filter(sample=OuterRef("pk")).order_by().values("sample").annotate(n=Count("id")).values("n")
         samples_set_flag_counts(dataset_id=run.dataset_id, counts=Subquery(counts))
+        if annotation_config(run.dataset).order != "random":  # the queue follows flags or clusters
+            queue_rank_refresh(dataset=run.dataset)
     return "done"
 
 

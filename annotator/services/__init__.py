@@ -22,8 +22,8 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from . import formats
-from .models import Dataset, ImportJob, Membership, Sample
+from .. import formats
+from ..models import Dataset, ImportJob, Membership, Sample
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def import_job_create(
             job.source_path = str(Path(path).resolve())
         job.save()
         if enqueue:
-            from .tasks import import_run
+            from ..tasks import import_run
 
             transaction.on_commit(lambda: import_run.delay(job.pk))
     return job
@@ -250,6 +250,8 @@ def import_job_run(*, job: ImportJob, on_progress: Callable[[ImportJob, float, _
         job.finished_at = timezone.now()
         job.progress = 100.0
         job.status = ImportJob.Status.FAILED if errors else ImportJob.Status.SUCCEEDED
+        if not errors:
+            queue_rank_refresh(dataset=job.dataset, only_missing=True)  # new samples join the annotation queue
         job.errors = errors[:max_errors]
         job.error_count = len(job.errors)
         job.imported_count = 0 if errors else counts.imported
@@ -395,3 +397,6 @@ class _CopySink:
         self.counts.duplicates = self.counts.records - self.counts.imported
         self.cursor.execute(f"DROP TABLE {self.STAGE}")
         self.cursor.close()
+
+
+from .annotation import *  # noqa: E402,F403 - the assignment engine and labels, one import for callers

@@ -13,10 +13,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
-from . import selectors, services
-from .formats import format_error
-from .forms import DatasetForm, ImportForm, SampleFilterForm
-from .models import Membership
+from .. import selectors, services
+from ..formats import format_error
+from ..forms import DatasetForm, ImportForm, SampleFilterForm
+from ..models import Membership
 
 PAGE_SIZE = 50
 

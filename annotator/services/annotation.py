@@ -1,0 +1,396 @@
+"""The assignment engine and labels: blind, pull-based cross-validation.
+
+An annotator asks for the next sample and gets one they have never been given, that still needs
+labels and that fewer than `k` people hold (submitted labels plus live reservations). The candidate
+row is locked with `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL, so parallel requests take
+different samples instead of queueing; every write to a sample's labels holds the same row lock, so
+the capacity check after locking sees every committed reservation. SQLite serializes writers (the
+embedded default opens transactions IMMEDIATE), which gives the same guarantees there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, Least
+from django.http import Http404
+from django.utils import timezone
+
+from .. import rubric
+from ..models import Assignment, Dataset, GoldLabel, Label, Membership, Sample, Suggestion
+
+__all__ = [
+    "ANNOTATING_ROLES", "AssignmentGone", "LabelLocked", "annotation_config", "annotation_settings_set",
+    "assignment_draft_save", "assignment_next", "assignment_skip", "assignment_submit", "check_can_annotate",
+    "gold_clear", "gold_set", "queue_rank_refresh", "suggestions_attach",
+]
+
+Role = Membership.Role
+ANNOTATING_ROLES = (Role.OWNER, Role.REVIEWER, Role.ANNOTATOR)
+OPEN = (Sample.Status.NEW, Sample.Status.ANNOTATING)
+REVIEWED = (Sample.Status.APPROVED, Sample.Status.REJECTED)
+_HASH_MUL, _HASH_MOD = 2654435761, 4294967291  # Knuth's multiplier, the largest prime below 2**32
+_RANK_BAND = 2**32
+_MAX_DRAFT_CHARS = 1_000_000
+
+
+class AssignmentGone(Exception):
+    """The reservation lapsed and the sample has since been taken by `k` others."""
+
+
+class LabelLocked(Exception):
+    """The sample has been reviewed: its labels can no longer change."""
+
+
+def _check_role(*, user: AbstractBaseUser, dataset: Dataset, roles) -> str:
+    from . import check_dataset_role  # the package's access check; imported here to avoid a cycle
+
+    return check_dataset_role(user=user, dataset=dataset, roles=roles)
+
+
+def check_can_annotate(*, user: AbstractBaseUser, dataset: Dataset) -> str:
+    """Owners, reviewers and annotators may label; anyone else gets 404."""
+    return _check_role(user=user, dataset=dataset, roles=ANNOTATING_ROLES)
+
+
+def annotation_config(dataset: Dataset) -> rubric.AnnotationConfig:
+    return rubric.config_from_settings(dataset.settings)
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings and the queue order
+# ---------------------------------------------------------------------------------------------
+
+def annotation_settings_set(*, actor: AbstractBaseUser | None, dataset: Dataset, values: dict) -> rubric.AnnotationConfig:
+    """Replace the dataset's annotation settings (owners only). A changed order or seed re-ranks the
+    queue; a changed overlap moves samples between 'annotating' and 'in review' to match."""
+    if actor is not None:
+        _check_role(user=actor, dataset=dataset, roles=[Role.OWNER])
+    config = rubric.config_parse(values)  # raises ConfigError naming the setting
+    with transaction.atomic():
+        locked = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        old = rubric.config_from_settings(locked.settings)
+        locked.settings = {**locked.settings, "annotation": config.to_json()}
+        locked.save(update_fields=["settings", "updated_at"])
+        dataset.settings = locked.settings
+        if (old.order, old.seed) != (config.order, config.seed):
+            queue_rank_refresh(dataset=locked)
+        if old.overlap != config.overlap:
+            _sync_completion(dataset=locked, overlap=config.overlap)
+    return config
+
+
+def _sync_completion(*, dataset: Dataset, overlap: int) -> None:
+    ordinary = Sample.objects.filter(dataset=dataset).exclude(Exists(GoldLabel.objects.filter(sample=OuterRef("pk"))))
+    ordinary.filter(status__in=OPEN, label_count__gte=overlap).update(status=Sample.Status.IN_REVIEW)
+    ordinary.filter(status=Sample.Status.IN_REVIEW, label_count__lt=overlap, label_count__gt=0).update(status=Sample.Status.ANNOTATING)
+    ordinary.filter(status=Sample.Status.IN_REVIEW, label_count=0).update(status=Sample.Status.NEW)
+
+
+def queue_rank_refresh(*, dataset: Dataset, only_missing: bool = False) -> int:
+    """Give samples their place in the annotation queue for the dataset's order:
+    - random: a seeded scramble of the id (the same seed gives the same order);
+    - flagged: samples with more metric flags first, random within the same count;
+    - cluster: the first sample of every instruction cluster, then the second of every cluster, ...
+      (cluster from the latest scoring run; samples without one come last).
+    Returns the number of samples ranked."""
+    config = annotation_config(dataset)
+    qs = Sample.objects.filter(dataset=dataset)
+    if only_missing:
+        qs = qs.filter(queue_rank__isnull=True)
+    scramble = ((F("id") + config.seed) * _HASH_MUL) % _HASH_MOD
+    if config.order == "random":
+        return qs.update(queue_rank=scramble)
+    if config.order == "flagged":
+        return qs.update(queue_rank=(255 - Least(F("flag_count"), Value(255))) * _RANK_BAND + scramble)
+    # cluster coverage: round-robin over clusters, computed here (window functions cannot update)
+    metric_model = Sample.metrics.rel.related_model
+    clusters = dict(metric_model.objects.filter(dataset=dataset, metric="cluster", value__isnull=False).values_list("sample_id", "value"))
+    members: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    rows = list(qs.values_list("id", flat=True))
+    for sid in rows:
+        key = int(clusters[sid]) if sid in clusters else -1
+        members[key].append((((sid + config.seed) * _HASH_MUL) % _HASH_MOD, sid))
+    updates = []
+    for key, items in members.items():
+        items.sort()
+        for position, (scrambled, sid) in enumerate(items):
+            band = 2**20 if key == -1 else position  # samples without a cluster after every cluster's
+            updates.append(Sample(id=sid, queue_rank=band * _RANK_BAND + scrambled))
+    Sample.objects.bulk_update(updates, ["queue_rank"], batch_size=2000)
+    return len(updates)
+
+
+# ---------------------------------------------------------------------------------------------
+# Next sample
+# ---------------------------------------------------------------------------------------------
+
+def _live_reservations(now: datetime, *, exclude_user=None):
+    qs = Assignment.objects.filter(sample=OuterRef("pk"), status=Assignment.Status.RESERVED, expires_at__gt=now)
+    if exclude_user is not None:
+        qs = qs.exclude(annotator=exclude_user)
+    return Coalesce(Subquery(qs.order_by().values("sample").annotate(n=Count("id")).values("n")[:1]), 0)
+
+
+def _has_room(sample: Sample, *, user, now: datetime, overlap: int, is_gold: bool) -> bool:
+    """With the sample row locked: may `user` hold (or keep) a place on it?"""
+    if is_gold:
+        return True
+    if sample.status not in OPEN:
+        return False
+    others = Assignment.objects.filter(sample=sample, status=Assignment.Status.RESERVED, expires_at__gt=now).exclude(annotator=user).count()
+    return sample.label_count + others < overlap
+
+
+def _gold_turn(*, user, dataset: Dataset, config: rubric.AnnotationConfig) -> bool:
+    """Whether this request serves a gold sample: a seeded draw per (user, request number), so the
+    rate holds per annotator and a test can predict it."""
+    if config.gold_rate <= 0:
+        return False
+    served = Assignment.objects.filter(dataset=dataset, annotator=user).count()
+    digest = hashlib.blake2b(f"{config.seed}:{user.pk}:{served}".encode(), digest_size=8).digest()
+    return random.Random(int.from_bytes(digest, "big")).random() < config.gold_rate
+
+
+def assignment_next(
+    *, user: AbstractBaseUser, dataset: Dataset, exclude: tuple[int, ...] = (), now: datetime | None = None
+) -> Assignment | None:
+    """The user's next assignment: a reservation they already hold (oldest first, so a reload shows
+    the same sample; `exclude` skips ones already on screen), else a new one. None when nothing is
+    left for them. Never a sample they were given before, never more than `k` holders at once."""
+    check_can_annotate(user=user, dataset=dataset)
+    config = annotation_config(dataset)
+    now = now or timezone.now()
+    expires = now + timedelta(minutes=config.reservation_minutes)
+    with transaction.atomic():
+        held = (
+            Assignment.objects.filter(dataset=dataset, annotator=user, status=Assignment.Status.RESERVED)
+            .exclude(pk__in=exclude).order_by("reserved_at", "id")
+        )
+        for assignment in held:
+            if assignment.expires_at > now:
+                return assignment
+            sample = Sample.objects.select_for_update().get(pk=assignment.sample_id)
+            if _has_room(sample, user=user, now=now, overlap=config.overlap, is_gold=assignment.is_gold):
+                Assignment.objects.filter(pk=assignment.pk).update(expires_at=expires)
+                assignment.expires_at = expires
+                return assignment
+            Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.EXPIRED, finished_at=now)
+
+        seen = Assignment.objects.filter(sample=OuterRef("pk"), annotator=user)
+        gold = GoldLabel.objects.filter(sample=OuterRef("pk"))
+        order = (F("queue_rank").asc(nulls_last=True), "id")
+        if _gold_turn(user=user, dataset=dataset, config=config):
+            pick = (
+                Sample.objects.filter(dataset=dataset).filter(Exists(gold)).exclude(Exists(seen))
+                .order_by(*order).values_list("id", flat=True).first()
+            )
+            if pick is not None:
+                return _reserve(user=user, dataset=dataset, sample_id=pick, now=now, expires=expires, is_gold=True)
+        candidates = (
+            Sample.objects.filter(dataset=dataset, status__in=OPEN, label_count__lt=config.overlap)
+            .exclude(Exists(seen)).exclude(Exists(gold))
+            .alias(live=_live_reservations(now)).filter(live__lt=config.overlap - F("label_count"))
+            .order_by(*order)
+        )
+        tried: list[int] = []
+        for _attempt in range(8):
+            sample = candidates.exclude(pk__in=tried).select_for_update(skip_locked=True, of=("self",)).first()
+            if sample is None:
+                return None
+            # Locked now: re-count, since the query's snapshot may predate a reservation just committed.
+            if _has_room(sample, user=user, now=now, overlap=config.overlap, is_gold=False):
+                return _reserve(user=user, dataset=dataset, sample_id=sample.pk, now=now, expires=expires, is_gold=False)
+            tried.append(sample.pk)
+    return None
+
+
+def _reserve(*, user, dataset: Dataset, sample_id: int, now: datetime, expires: datetime, is_gold: bool) -> Assignment:
+    try:
+        with transaction.atomic():  # a savepoint: the same user racing themselves hits the unique constraint
+            return Assignment.objects.create(
+                dataset=dataset, sample_id=sample_id, annotator=user, is_gold=is_gold, reserved_at=now, expires_at=expires,
+            )
+    except IntegrityError:
+        return Assignment.objects.get(sample_id=sample_id, annotator=user)
+
+
+# ---------------------------------------------------------------------------------------------
+# Submit, revise, skip, drafts
+# ---------------------------------------------------------------------------------------------
+
+def _own(*, user, dataset: Dataset, assignment_id: int, lock: bool = False) -> Assignment:
+    qs = Assignment.objects.filter(pk=assignment_id, dataset=dataset, annotator=user)
+    if lock:
+        qs = qs.select_for_update()
+    assignment = qs.first()
+    if assignment is None:
+        raise Http404("No such assignment.")
+    return assignment
+
+
+def _gold_score(values: dict, gold: dict) -> float | None:
+    """Share of the gold fields the label got right: verdict, difficulty and extra fields exactly,
+    1-5 scales within one point."""
+    hits = total = 0
+    for key, expected in gold.items():
+        if expected in (None, "", [], {}):
+            continue
+        if key in rubric.SCALES:
+            total += 1
+            hits += values.get(key) is not None and abs(int(values[key]) - int(expected)) <= 1
+        elif key in ("verdict", "difficulty"):
+            total += 1
+            hits += values.get(key) == expected
+        elif key == "extra" and isinstance(expected, dict):
+            for name, choice in expected.items():
+                total += 1
+                hits += values.get("extra", {}).get(name) == str(choice)
+    return hits / total if total else None
+
+
+def assignment_submit(
+    *, user: AbstractBaseUser, dataset: Dataset, assignment_id: int, values: dict,
+    source: str = Label.Source.UI, now: datetime | None = None,
+) -> Label:
+    """Submit a label for the user's own assignment, or revise a submitted one (a new version; the
+    old stays). Raises rubric.LabelInvalid (by field), AssignmentGone, or LabelLocked."""
+    check_can_annotate(user=user, dataset=dataset)
+    config = annotation_config(dataset)
+    now = now or timezone.now()
+    with transaction.atomic():
+        sample_id = _own(user=user, dataset=dataset, assignment_id=assignment_id).sample_id
+        sample = Sample.objects.select_for_update().get(pk=sample_id)  # always the sample first, then the assignment
+        assignment = _own(user=user, dataset=dataset, assignment_id=assignment_id, lock=True)
+        cleaned = rubric.label_clean(values, config=config, original_answer=sample.answer)
+        gold = GoldLabel.objects.filter(sample=sample).values_list("values", flat=True).first()
+        gold_score = _gold_score(cleaned, gold) if gold else None
+        if assignment.status == Assignment.Status.SUBMITTED:
+            if sample.status in REVIEWED:
+                raise LabelLocked("This sample has been reviewed; its labels can no longer change.")
+            previous = Label.objects.select_for_update().get(assignment=assignment, is_current=True)
+            Label.objects.filter(pk=previous.pk).update(is_current=False)
+            return Label.objects.create(
+                assignment=assignment, dataset=dataset, sample=sample, annotator=user, version=previous.version + 1,
+                gold_score=gold_score, source=source, created_at=now, **cleaned,
+            )
+        is_gold = assignment.is_gold or gold is not None
+        fresh = assignment.status == Assignment.Status.RESERVED and assignment.expires_at > now
+        if not fresh and not _has_room(sample, user=user, now=now, overlap=config.overlap, is_gold=is_gold):
+            raise AssignmentGone(
+                f"Your reservation of this sample lapsed and {config.overlap} other annotators have taken it; "
+                "your draft is kept, and the next sample is waiting."
+            )
+        label = Label.objects.create(
+            assignment=assignment, dataset=dataset, sample=sample, annotator=user, version=1,
+            gold_score=gold_score, source=source, created_at=now, **cleaned,
+        )
+        Assignment.objects.filter(pk=assignment.pk).update(
+            status=Assignment.Status.SUBMITTED, finished_at=now, draft={}, draft_saved_at=None
+        )
+        sample.label_count += 1
+        fields = ["label_count"]
+        if not is_gold and sample.status in OPEN:
+            sample.status = Sample.Status.IN_REVIEW if sample.label_count >= config.overlap else Sample.Status.ANNOTATING
+            fields.append("status")
+        sample.save(update_fields=fields)
+    return label
+
+
+def assignment_skip(*, user: AbstractBaseUser, dataset: Dataset, assignment_id: int, reason: str = "", now: datetime | None = None) -> Assignment:
+    """Give a reserved sample back with a reason; it is never offered to this user again and a skip
+    is not a label."""
+    check_can_annotate(user=user, dataset=dataset)
+    with transaction.atomic():
+        assignment = _own(user=user, dataset=dataset, assignment_id=assignment_id, lock=True)
+        if assignment.status == Assignment.Status.SUBMITTED:
+            raise LabelLocked("You already labelled this sample; revise the label instead of skipping.")
+        assignment.status = Assignment.Status.SKIPPED
+        assignment.skip_reason = reason.strip()[:2000]
+        assignment.finished_at = now or timezone.now()
+        assignment.save(update_fields=["status", "skip_reason", "finished_at"])
+    return assignment
+
+
+def assignment_draft_save(*, user: AbstractBaseUser, dataset: Dataset, assignment_id: int, values: dict) -> Assignment:
+    """Autosave unsubmitted values as they are (a draft may be incomplete or not yet valid)."""
+    check_can_annotate(user=user, dataset=dataset)
+    draft = {k: v for k, v in values.items() if k in rubric.LABEL_FIELDS}
+    if sum(len(str(v)) for v in draft.values()) > _MAX_DRAFT_CHARS:
+        raise rubric.LabelInvalid({"corrected_answer": f"the draft is over {_MAX_DRAFT_CHARS:,} characters"})
+    assignment = _own(user=user, dataset=dataset, assignment_id=assignment_id)
+    now = timezone.now()
+    Assignment.objects.filter(pk=assignment.pk).update(draft=draft, draft_saved_at=now)
+    assignment.draft, assignment.draft_saved_at = draft, now
+    return assignment
+
+
+# ---------------------------------------------------------------------------------------------
+# Gold samples and model suggestions
+# ---------------------------------------------------------------------------------------------
+
+GOLD_FIELDS = rubric.SCALES + ("difficulty", "verdict", "extra")
+
+
+def gold_set(*, actor: AbstractBaseUser | None, dataset: Dataset, sample: Sample, values: dict) -> GoldLabel:
+    """Mark a sample as gold with its known-good values (owners only). Verdict is required."""
+    if actor is not None:
+        _check_role(user=actor, dataset=dataset, roles=[Role.OWNER])
+    if sample.dataset_id != dataset.pk:
+        raise Http404("No such sample.")
+    config = annotation_config(dataset)
+    cleaned = rubric.label_clean(
+        {k: v for k, v in values.items() if k in GOLD_FIELDS}, config=config, original_answer=sample.answer, partial=True
+    )
+    if not cleaned["verdict"]:
+        raise rubric.LabelInvalid({"verdict": "a gold sample needs the verdict it should get"})
+    kept = {k: cleaned[k] for k in GOLD_FIELDS if cleaned.get(k) not in (None, "", {})}
+    gold, _created = GoldLabel.objects.update_or_create(sample=sample, defaults={"values": kept, "created_by": actor})
+    return gold
+
+
+def gold_clear(*, actor: AbstractBaseUser | None, dataset: Dataset, sample: Sample) -> int:
+    if actor is not None:
+        _check_role(user=actor, dataset=dataset, roles=[Role.OWNER])
+    deleted, _ = GoldLabel.objects.filter(sample=sample, sample__dataset=dataset).delete()
+    return deleted
+
+
+def suggestions_attach(*, actor: AbstractBaseUser | None, dataset: Dataset, items: list[dict]) -> list[Suggestion]:
+    """Attach model-proposed rubric values to samples, all or nothing. Each item: `sample_id` or
+    `external_id`, `values` (rubric fields; partial is fine), `model` (a name). Owners and reviewers."""
+    if actor is not None:
+        _check_role(user=actor, dataset=dataset, roles=[Role.OWNER, Role.REVIEWER])
+    config = annotation_config(dataset)
+    ids = {int(i["sample_id"]) for i in items if i.get("sample_id") is not None}
+    ext = {str(i["external_id"]) for i in items if i.get("sample_id") is None and i.get("external_id") is not None}
+    found = Sample.objects.filter(dataset=dataset).filter(Q(pk__in=ids) | Q(external_id__in=ext))
+    by_id = {s.pk: s for s in found}
+    by_ext = {s.external_id: s for s in by_id.values()}
+    errors: dict[str, str] = {}
+    rows = []
+    for n, item in enumerate(items):
+        sample = by_id.get(int(item["sample_id"])) if item.get("sample_id") is not None else by_ext.get(str(item.get("external_id")))
+        if sample is None:
+            errors[f"items[{n}]"] = "no such sample in this dataset (give sample_id or external_id)"
+            continue
+        values = item.get("values")
+        if not isinstance(values, dict):
+            errors[f"items[{n}].values"] = "expected an object of rubric values"
+            continue
+        try:
+            cleaned = rubric.label_clean(values, config=config, original_answer=sample.answer, partial=True)
+        except rubric.LabelInvalid as exc:
+            errors.update({f"items[{n}].values.{k}": v for k, v in exc.errors.items()})
+            continue
+        kept = {k: v for k, v in cleaned.items() if v not in (None, "", [], {}) and not (k == "time_spent_s" and not v)}
+        rows.append(Suggestion(sample=sample, values=kept, model_name=str(item.get("model") or "")[:200], created_by=actor))
+    if errors:
+        raise rubric.LabelInvalid(errors)
+    return Suggestion.objects.bulk_create(rows, batch_size=1000)
