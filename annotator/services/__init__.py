@@ -251,7 +251,7 @@ def import_job_run(*, job: ImportJob, on_progress: Callable[[ImportJob, float, _
         job.progress = 100.0
         job.status = ImportJob.Status.FAILED if errors else ImportJob.Status.SUCCEEDED
         if not errors:
-            queue_rank_refresh(dataset=job.dataset, only_missing=True)  # new samples join the annotation queue
+            annotation.queue_rank_refresh(dataset=job.dataset, only_missing=True)  # new samples join the annotation queue
         job.errors = errors[:max_errors]
         job.error_count = len(job.errors)
         job.imported_count = 0 if errors else counts.imported
@@ -399,4 +399,5 @@ class _CopySink:
         self.cursor.close()
 
 
+from . import annotation  # noqa: E402
 from .annotation import *  # noqa: E402,F403 - the assignment engine and labels, one import for callers
