@@ -103,6 +103,7 @@ class QualityOutput(serializers.Serializer):
     length_histogram = serializers.JSONField()
     summary = serializers.JSONField()
     run = RunOutput(allow_null=True)
+    experts = serializers.JSONField(help_text="Each metric against the experts' labels: Spearman per rubric scale, ROC AUC for 'not accepted', and each flag rule's share of samples the experts did not accept.")
 
 
 class QualityApi(APIView):
@@ -114,4 +115,5 @@ class QualityApi(APIView):
         return Response(QualityOutput({
             "samples": report["samples"], "flagged": report["flagged"], "flags": dict(report["flags"]),
             "difficulty": report["difficulty"], "length_histogram": report["length_hist"], "summary": report["summary"], "run": report["run"],
+            "experts": selectors.expert_comparison(dataset),
         }).data)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from django.db.models import Case, Count, QuerySet, Value, When
+from django.db.models import Avg, Case, Count, Exists, OuterRef, QuerySet, Value, When
 
-from annotator.models import Dataset, Sample
+from annotator.models import Dataset, GoldLabel, Label, Sample
 
+from .metrics import validity
 from .models import SampleFlag, SampleMetric, ScoringRun
 
 
@@ -87,6 +88,34 @@ def quality_report(dataset: Dataset) -> dict:
         "samples": Sample.objects.filter(dataset=dataset).count(),
         "flagged": Sample.objects.filter(dataset=dataset, flag_count__gt=0).count(),
     }
+
+
+def expert_comparison(dataset: Dataset) -> dict:
+    """How each metric and flag agrees with the experts' labels so far (current labels; gold samples
+    apart): {"labelled": n, "metrics": [...], "flags": [...]} as scoring.metrics.validity computes them."""
+    not_accept = Case(When(verdict="accept", then=Value(0.0)), default=Value(1.0))
+    per_sample = (
+        Label.objects.filter(dataset=dataset, is_current=True)
+        .exclude(Exists(GoldLabel.objects.filter(sample=OuterRef("sample"))))
+        .order_by().values("sample")
+        .annotate(acc=Avg("accuracy"), comp=Avg("completeness"), conc=Avg("conciseness"), bad=Avg(not_accept), n=Count("id"))
+    )
+    experts = {
+        r["sample"]: validity.ExpertView(accuracy=r["acc"], completeness=r["comp"], conciseness=r["conc"],
+                                         not_accepted=r["bad"] >= 0.5, labels=r["n"])
+        for r in per_sample
+    }
+    if not experts:
+        return {"labelled": 0, "metrics": [], "flags": []}
+    labelled = Exists(Label.objects.filter(sample=OuterRef("sample"), is_current=True))
+    values: dict[str, dict[int, float]] = defaultdict(dict)
+    rows = SampleMetric.objects.filter(labelled, dataset=dataset, value__isnull=False).values_list("metric", "sample_id", "value")
+    for metric, sid, value in rows.iterator(chunk_size=5000):
+        values[metric][sid] = value
+    flagged: dict[str, set[int]] = defaultdict(set)
+    for rule, sid in SampleFlag.objects.filter(labelled, dataset=dataset).values_list("rule", "sample_id"):
+        flagged[rule].add(sid)
+    return {"labelled": len(experts), "metrics": validity.compare(values, experts), "flags": validity.flag_lift(flagged, experts)}
 
 
 def report_rows(dataset: Dataset, *, flagged: bool = False, names: list[str] | None = None) -> Iterator[dict]:

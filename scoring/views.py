@@ -39,7 +39,7 @@ def quality(request, slug: str):
         return render(request, "scoring/quality.html#run-status", {"dataset": dataset, "run": selectors.run_latest(dataset)})
     report = selectors.quality_report(dataset)
     context = {"dataset": dataset, "report": report, "run": selectors.run_latest(dataset), "charts": charts.quality_charts(report),
-               "metric_groups": list(services.METRIC_GROUPS)}
+               "metric_groups": list(services.METRIC_GROUPS), "experts": selectors.expert_comparison(dataset)}
     return render(request, "scoring/quality.html", context)
 
 
