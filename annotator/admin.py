@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Dataset, ImportJob, Membership, Sample, SampleRevision
+from .models import Assignment, Dataset, GoldLabel, ImportJob, Label, Membership, Sample, SampleRevision, Suggestion
 
 
 class MembershipInline(admin.TabularInline):
@@ -26,7 +26,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(Sample)
 class SampleAdmin(admin.ModelAdmin):
-    list_display = ("id", "dataset", "external_id", "task_type", "language", "status", "flag_count")
+    list_display = ("id", "dataset", "external_id", "task_type", "language", "status", "label_count", "flag_count")
     list_filter = ("status", "language")
     search_fields = ("external_id", "content_hash")
     raw_id_fields = ("dataset", "import_job")
@@ -46,3 +46,41 @@ class ImportJobAdmin(admin.ModelAdmin):
     list_display = ("id", "dataset", "original_name", "status", "imported_count", "duplicate_count", "error_count", "created_at")
     list_filter = ("status",)
     raw_id_fields = ("dataset", "created_by")
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ("id", "dataset", "sample", "annotator", "status", "is_gold", "reserved_at", "expires_at", "finished_at")
+    list_filter = ("status", "is_gold")
+    raw_id_fields = ("dataset", "sample", "annotator")
+    list_select_related = ("dataset", "annotator")
+    show_full_result_count = False
+
+
+@admin.register(Label)
+class LabelAdmin(admin.ModelAdmin):
+    """Labels are kept as written (every version): the admin shows them, it does not edit them."""
+
+    list_display = ("id", "sample", "annotator", "version", "is_current", "verdict", "accuracy", "completeness", "conciseness", "source", "created_at")
+    list_filter = ("verdict", "is_current", "source")
+    raw_id_fields = ("assignment", "dataset", "sample", "annotator")
+    list_select_related = ("annotator",)
+    show_full_result_count = False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(GoldLabel)
+class GoldLabelAdmin(admin.ModelAdmin):
+    list_display = ("id", "sample", "created_by", "created_at")
+    raw_id_fields = ("sample", "created_by")
+
+
+@admin.register(Suggestion)
+class SuggestionAdmin(admin.ModelAdmin):
+    list_display = ("id", "sample", "model_name", "created_at")
+    raw_id_fields = ("sample", "created_by")

@@ -28,7 +28,7 @@ from ..models import Assignment, Dataset, GoldLabel, Label, Membership, Sample, 
 __all__ = [
     "ANNOTATING_ROLES", "AssignmentGone", "LabelLocked", "annotation_config", "annotation_settings_set",
     "assignment_draft_save", "assignment_next", "assignment_skip", "assignment_submit", "check_can_annotate",
-    "gold_clear", "gold_set", "queue_rank_refresh", "suggestions_attach",
+    "gold_clear", "gold_score", "gold_set", "queue_rank_refresh", "suggestions_attach",
 ]
 
 Role = Membership.Role
@@ -235,7 +235,7 @@ def _own(*, user, dataset: Dataset, assignment_id: int, lock: bool = False) -> A
     return assignment
 
 
-def _gold_score(values: dict, gold: dict) -> float | None:
+def gold_score(values: dict, gold: dict) -> float | None:
     """Share of the gold fields the label got right: verdict, difficulty and extra fields exactly,
     1-5 scales within one point."""
     hits = total = 0
@@ -270,7 +270,7 @@ def assignment_submit(
         assignment = _own(user=user, dataset=dataset, assignment_id=assignment_id, lock=True)
         cleaned = rubric.label_clean(values, config=config, original_answer=sample.answer)
         gold = GoldLabel.objects.filter(sample=sample).values_list("values", flat=True).first()
-        gold_score = _gold_score(cleaned, gold) if gold else None
+        score = gold_score(cleaned, gold) if gold else None
         if assignment.status == Assignment.Status.SUBMITTED:
             if sample.status in REVIEWED:
                 raise LabelLocked("This sample has been reviewed; its labels can no longer change.")
@@ -278,7 +278,7 @@ def assignment_submit(
             Label.objects.filter(pk=previous.pk).update(is_current=False)
             return Label.objects.create(
                 assignment=assignment, dataset=dataset, sample=sample, annotator=user, version=previous.version + 1,
-                gold_score=gold_score, source=source, created_at=now, **cleaned,
+                gold_score=score, source=source, created_at=now, **cleaned,
             )
         is_gold = assignment.is_gold or gold is not None
         fresh = assignment.status == Assignment.Status.RESERVED and assignment.expires_at > now
@@ -289,7 +289,7 @@ def assignment_submit(
             )
         label = Label.objects.create(
             assignment=assignment, dataset=dataset, sample=sample, annotator=user, version=1,
-            gold_score=gold_score, source=source, created_at=now, **cleaned,
+            gold_score=score, source=source, created_at=now, **cleaned,
         )
         Assignment.objects.filter(pk=assignment.pk).update(
             status=Assignment.Status.SUBMITTED, finished_at=now, draft={}, draft_saved_at=None
@@ -351,14 +351,28 @@ def gold_set(*, actor: AbstractBaseUser | None, dataset: Dataset, sample: Sample
     if not cleaned["verdict"]:
         raise rubric.LabelInvalid({"verdict": "a gold sample needs the verdict it should get"})
     kept = {k: cleaned[k] for k in GOLD_FIELDS if cleaned.get(k) not in (None, "", {})}
-    gold, _created = GoldLabel.objects.update_or_create(sample=sample, defaults={"values": kept, "created_by": actor})
+    with transaction.atomic():
+        gold, _created = GoldLabel.objects.update_or_create(sample=sample, defaults={"values": kept, "created_by": actor})
+        _rescore_gold(sample=sample, gold=kept)
     return gold
+
+
+def _rescore_gold(*, sample: Sample, gold: dict | None) -> None:
+    """Score the sample's labels (every version) against its gold values; None when it has no gold."""
+    labels = list(Label.objects.filter(sample=sample))
+    for label in labels:
+        values = {k: getattr(label, k) for k in GOLD_FIELDS}
+        label.gold_score = gold_score(values, gold) if gold else None
+    Label.objects.bulk_update(labels, ["gold_score"], batch_size=1000)
 
 
 def gold_clear(*, actor: AbstractBaseUser | None, dataset: Dataset, sample: Sample) -> int:
     if actor is not None:
         _check_role(user=actor, dataset=dataset, roles=[Role.OWNER])
-    deleted, _ = GoldLabel.objects.filter(sample=sample, sample__dataset=dataset).delete()
+    with transaction.atomic():
+        deleted, _ = GoldLabel.objects.filter(sample=sample, sample__dataset=dataset).delete()
+        if deleted:
+            _rescore_gold(sample=sample, gold=None)
     return deleted
 
 

@@ -369,3 +369,18 @@ def test_an_import_puts_new_samples_in_the_queue(dataset, owner, tmp_path):
     services.import_job_run(job=services.import_job_claim(job_id=job.pk))
     assert Sample.objects.filter(dataset=dataset, queue_rank__isnull=True).count() == 0
     assert Sample.objects.filter(dataset=dataset).count() == 5
+
+
+def test_marking_a_sample_gold_scores_the_labels_it_already_has_and_clearing_unscores_them(dataset, owner):
+    a, = _annotators(dataset, "a")
+    sample, = _samples(dataset, 1)
+    asg = services.assignment_next(user=a, dataset=dataset)
+    services.assignment_submit(user=a, dataset=dataset, assignment_id=asg.pk, values=ACCEPT)
+    assert Label.objects.get().gold_score is None
+
+    services.gold_set(actor=owner, dataset=dataset, sample=sample, values={"verdict": "accept", "difficulty": "hard"})
+    assert Label.objects.get().gold_score == pytest.approx(0.5)  # verdict right, difficulty wrong
+    services.gold_set(actor=owner, dataset=dataset, sample=sample, values={"verdict": "accept"})
+    assert Label.objects.get().gold_score == pytest.approx(1.0)
+    services.gold_clear(actor=owner, dataset=dataset, sample=sample)
+    assert Label.objects.get().gold_score is None and GoldLabel.objects.count() == 0
