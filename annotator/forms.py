@@ -2,8 +2,8 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from . import formats
-from .models import Sample
+from . import formats, rubric
+from .models import Membership, Sample
 
 
 class DatasetForm(forms.Form):
@@ -74,3 +74,151 @@ class SampleFilterForm(forms.Form):
             "flag": data.get("flag") or "",
             "sort": data.get("sort") or "",
         }
+
+
+# ---------------------------------------------------------------------------------------------
+# Management pages: members, annotation settings, gold samples
+# ---------------------------------------------------------------------------------------------
+
+ROLE_CHOICES = Membership.Role.choices
+
+
+class MemberInviteForm(forms.Form):
+    username = forms.CharField(label=_("Username"), max_length=150)
+    role = forms.ChoiceField(label=_("Role"), choices=ROLE_CHOICES, initial=Membership.Role.ANNOTATOR)
+    create = forms.BooleanField(
+        label=_("Create the account if there is none"), required=False,
+        help_text=_("A password is generated and shown once, here; pass it on to the new member."),
+    )
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(label=_("Role"), choices=ROLE_CHOICES)
+
+
+REQUIRABLE_LABELS = {
+    **rubric.SCALE_LABELS,
+    "difficulty": _("Difficulty"),
+    "error_tags": _("Error tags"),
+    "comment": _("Comment"),
+}
+
+
+class AnnotationSettingsForm(forms.Form):
+    """The dataset's annotation settings and guidelines. Ranges are checked by rubric.config_parse
+    (one place for the rules); its ConfigError lands on the field it names (see `add_config_error`)."""
+
+    overlap = forms.IntegerField(
+        label=_("Labels per sample (overlap k)"), widget=forms.NumberInput(attrs={"min": 1, "max": 5}),
+        help_text=_("How many annotators label each sample, blind to each other (1 to 5)."),
+    )
+    reservation_minutes = forms.IntegerField(
+        label=_("Reservation timeout (minutes)"), widget=forms.NumberInput(attrs={"min": 1, "max": 24 * 60}),
+        help_text=_("How long a sample stays with an annotator who opened it before others may take it."),
+    )
+    gold_rate = forms.FloatField(
+        label=_("Gold rate"), widget=forms.NumberInput(attrs={"min": 0, "max": 0.5, "step": "0.01"}),
+        help_text=_("Share of requests that serve a gold sample (0 to 0.5)."),
+    )
+    order = forms.ChoiceField(label=_("Queue order"), choices=list(rubric.ORDER_LABELS.items()))
+    seed = forms.IntegerField(label=_("Seed"), widget=forms.NumberInput(attrs={"min": 0}), help_text=_("The same seed gives the same order."))
+    required = forms.MultipleChoiceField(
+        label=_("Required fields"), required=False, widget=forms.CheckboxSelectMultiple,
+        choices=[(name, REQUIRABLE_LABELS[name]) for name in rubric.REQUIRABLE],
+        help_text=_("The verdict is always required."),
+    )
+    extra_tags = forms.CharField(
+        label=_("Extra error tags"), required=False,
+        help_text=_("Comma separated, lower-case letters, digits and _, e.g. outdated, needs_source."),
+    )
+    extra_fields = forms.CharField(
+        label=_("Extra fields"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("One per line: name: choice1, choice2, ... (e.g. preference: 0, 1, 2)."),
+    )
+    guidelines = forms.CharField(
+        label=_("Guidelines (markdown)"), required=False, strip=False, widget=forms.Textarea(attrs={"rows": 10}),
+        help_text=_("Shown to annotators."),
+    )
+
+    @classmethod
+    def initial_for(cls, config: rubric.AnnotationConfig, guidelines: str) -> dict:
+        return {
+            "overlap": config.overlap, "reservation_minutes": config.reservation_minutes, "gold_rate": config.gold_rate,
+            "order": config.order, "seed": config.seed, "required": list(config.required),
+            "extra_tags": ", ".join(config.extra_tags),
+            "extra_fields": "\n".join(f"{f.name}: {', '.join(f.choices)}" for f in config.extra_fields),
+            "guidelines": guidelines,
+        }
+
+    def clean_extra_tags(self) -> list[str]:
+        text = self.cleaned_data.get("extra_tags") or ""
+        return [t.strip() for t in text.replace("\n", ",").split(",") if t.strip()]
+
+    def clean_extra_fields(self) -> list[dict]:
+        specs = []
+        for n, line in enumerate((self.cleaned_data.get("extra_fields") or "").splitlines(), start=1):
+            if not line.strip():
+                continue
+            name, sep, rest = line.partition(":")
+            choices = [c.strip() for c in rest.split(",") if c.strip()]
+            if not sep or not name.strip():
+                raise forms.ValidationError(
+                    _("Line %(n)s: write name: choice1, choice2, ... (got %(line)s)") % {"n": n, "line": repr(line.strip())}
+                )
+            specs.append({"name": name.strip(), "choices": choices})
+        return specs
+
+    def values(self) -> dict:
+        """The settings for services.annotation_settings_set (without the guidelines)."""
+        data = self.cleaned_data
+        return {
+            "overlap": data["overlap"], "reservation_minutes": data["reservation_minutes"], "gold_rate": data["gold_rate"],
+            "order": data["order"], "seed": data["seed"], "required": list(data["required"]),
+            "extra_tags": data["extra_tags"], "extra_fields": data["extra_fields"],
+        }
+
+    def add_config_error(self, exc: Exception) -> None:
+        """Put a rubric.ConfigError ("overlap: expected ...") on the field it names."""
+        message = str(exc)
+        name = message.split(":", 1)[0].strip()
+        self.add_error(name if name in self.fields else None, message)
+
+
+SCALE_CHOICES = [("", "—")] + [(str(n), str(n)) for n in range(rubric.SCALE_MIN, rubric.SCALE_MAX + 1)]
+
+
+class GoldForm(forms.Form):
+    """The known-good values of a gold sample: verdict required; scales, difficulty and the
+    dataset's extra fields optional. Checked again by services.gold_set (rubric.label_clean)."""
+
+    EXTRA_PREFIX = "extra__"
+
+    verdict = forms.ChoiceField(label=_("Verdict"), choices=[("", "—")] + list(rubric.VERDICT_LABELS.items()))
+    accuracy = forms.ChoiceField(label=rubric.SCALE_LABELS["accuracy"], choices=SCALE_CHOICES, required=False)
+    completeness = forms.ChoiceField(label=rubric.SCALE_LABELS["completeness"], choices=SCALE_CHOICES, required=False)
+    conciseness = forms.ChoiceField(label=rubric.SCALE_LABELS["conciseness"], choices=SCALE_CHOICES, required=False)
+    difficulty = forms.ChoiceField(label=_("Difficulty"), choices=[("", "—")] + list(rubric.DIFFICULTY_LABELS.items()), required=False)
+
+    def __init__(self, *args, config: rubric.AnnotationConfig, gold: dict | None = None, **kwargs):
+        if gold and "initial" not in kwargs:
+            initial = {k: gold.get(k) for k in rubric.SCALES + ("difficulty", "verdict") if gold.get(k) not in (None, "")}
+            initial.update({self.EXTRA_PREFIX + k: v for k, v in (gold.get("extra") or {}).items()})
+            kwargs["initial"] = initial
+        super().__init__(*args, **kwargs)
+        for f in config.extra_fields:
+            self.fields[self.EXTRA_PREFIX + f.name] = forms.ChoiceField(
+                label=f.name, required=False, choices=[("", "—")] + [(c, c) for c in f.choices]
+            )
+
+    def values(self) -> dict:
+        data = self.cleaned_data
+        out = {k: data.get(k) or None for k in rubric.SCALES}
+        out.update(verdict=data["verdict"], difficulty=data.get("difficulty") or "")
+        out["extra"] = {k[len(self.EXTRA_PREFIX):]: v for k, v in data.items() if k.startswith(self.EXTRA_PREFIX) and v}
+        return out
+
+    def add_label_errors(self, errors: dict[str, str]) -> None:
+        """Put rubric.LabelInvalid errors ({"verdict": ..., "extra.preference": ...}) on their fields."""
+        for key, message in errors.items():
+            name = self.EXTRA_PREFIX + key.split(".", 1)[1] if key.startswith("extra.") else key
+            self.add_error(name if name in self.fields else None, f"{key}: {message}" if name not in self.fields else message)

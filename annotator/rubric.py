@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 SCALES = ("accuracy", "completeness", "conciseness")
@@ -103,6 +104,12 @@ def config_parse(raw: dict) -> AnnotationConfig:
     order = raw.get("order", base.order)
     if order not in ORDERS:
         raise ConfigError(f"order: expected one of {', '.join(ORDERS)}, got {order!r}")
+    for name in ("required", "extra_tags", "extra_fields"):
+        if name in raw and not isinstance(raw[name], (list, tuple)):
+            raise ConfigError(f"{name}: expected a list, got {raw[name]!r}")
+    unknown_keys = sorted(set(raw) - set(AnnotationConfig.__dataclass_fields__))
+    if unknown_keys:
+        raise ConfigError(f"{unknown_keys[0]}: unknown setting; the settings are {', '.join(AnnotationConfig.__dataclass_fields__)}")
     required = tuple(raw.get("required", base.required))
     unknown = [r for r in required if r not in REQUIRABLE]
     if unknown:
@@ -149,9 +156,8 @@ def label_clean(values: dict, *, config: AnnotationConfig, original_answer: str,
     `partial` (a draft) nothing is required. Raises LabelInvalid naming every bad field."""
     errors: dict[str, str] = {}
     out: dict = {}
-    unknown = sorted(set(values) - set(LABEL_FIELDS))
-    if unknown:
-        errors[unknown[0]] = f"unknown field; the rubric has {', '.join(LABEL_FIELDS)}"
+    for name in sorted(set(values) - set(LABEL_FIELDS)):
+        errors[name] = gettext("unknown field; the rubric has %(fields)s") % {"fields": ", ".join(LABEL_FIELDS)}
     for name in SCALES:
         value = values.get(name)
         if value in (None, ""):
@@ -162,27 +168,27 @@ def label_clean(values: dict, *, config: AnnotationConfig, original_answer: str,
         except ValueError:
             number = None
         if number is None or not SCALE_MIN <= number <= SCALE_MAX or (isinstance(value, float) and not value.is_integer()):
-            errors[name] = f"expected a whole number from {SCALE_MIN} to {SCALE_MAX}, got {value!r}"
+            errors[name] = gettext("expected a whole number from %(lo)d to %(hi)d, got %(value)r") % {"lo": SCALE_MIN, "hi": SCALE_MAX, "value": value}
         out[name] = number
     difficulty = _text(values.get("difficulty")).strip()
     if difficulty and difficulty not in DIFFICULTIES:
-        errors["difficulty"] = f"expected one of {', '.join(DIFFICULTIES)}, got {difficulty!r}"
+        errors["difficulty"] = gettext("expected one of %(choices)s, got %(value)r") % {"choices": ", ".join(DIFFICULTIES), "value": difficulty}
     out["difficulty"] = difficulty
     verdict = _text(values.get("verdict")).strip().replace("-", "_").replace(" ", "_")
     if verdict and verdict not in VERDICTS:
-        errors["verdict"] = f"expected one of {', '.join(VERDICTS)}, got {values.get('verdict')!r}"
+        errors["verdict"] = gettext("expected one of %(choices)s, got %(value)r") % {"choices": ", ".join(VERDICTS), "value": values.get("verdict")}
     out["verdict"] = verdict
     tags = values.get("error_tags") or []
     if isinstance(tags, str):
         tags = [t for t in re.split(r"[;,|]", tags)]
     if not isinstance(tags, (list, tuple)):
-        errors["error_tags"] = f"expected a list of tags, got {type(tags).__name__}"
+        errors["error_tags"] = gettext("expected a list of tags, got %(type)s") % {"type": type(tags).__name__}
         tags = []
     tags = [str(t).strip() for t in tags if str(t).strip()]
     known = config.tags
     bad = [t for t in tags if t not in known]
     if bad:
-        errors["error_tags"] = f"unknown tag {bad[0]!r}; this dataset's tags are {', '.join(known)}"
+        errors["error_tags"] = gettext("unknown tag %(tag)r; this dataset's tags are %(tags)s") % {"tag": bad[0], "tags": ", ".join(known)}
     out["error_tags"] = sorted(set(tags), key=tags.index)
     corrected = _text(values.get("corrected_answer"))
     # A corrected answer equal to the original is no correction.
@@ -192,34 +198,35 @@ def label_clean(values: dict, *, config: AnnotationConfig, original_answer: str,
     try:
         out["time_spent_s"] = max(0.0, min(float(spent or 0), 24 * 3600.0))
     except (TypeError, ValueError):
-        errors["time_spent_s"] = f"expected seconds as a number, got {spent!r}"
+        errors["time_spent_s"] = gettext("expected seconds as a number, got %(value)r") % {"value": spent}
         out["time_spent_s"] = 0.0
     extra = values.get("extra") or {}
     if not isinstance(extra, dict):
-        errors["extra"] = "expected an object of the dataset's extra fields"
+        errors["extra"] = gettext("expected an object of the dataset's extra fields")
         extra = {}
     fields = {f.name: f for f in config.extra_fields}
     out["extra"] = {}
     for key, value in extra.items():
         if key not in fields:
-            errors[f"extra.{key}"] = "this dataset has no such field" + (f"; it has {', '.join(fields)}" if fields else "")
+            errors[f"extra.{key}"] = (gettext("this dataset has no such field; it has %(fields)s") % {"fields": ", ".join(fields)}
+                                      if fields else gettext("this dataset has no extra fields"))
             continue
         text = _text(value).strip()
         if text == "":
             continue
         if text not in fields[key].choices:
-            errors[f"extra.{key}"] = f"expected one of {', '.join(fields[key].choices)}, got {value!r}"
+            errors[f"extra.{key}"] = gettext("expected one of %(choices)s, got %(value)r") % {"choices": ", ".join(fields[key].choices), "value": value}
         out["extra"][key] = text
     if not partial:
         if not out["verdict"] and "verdict" not in errors:
-            errors["verdict"] = "required: accept, needs_fix or reject"
+            errors["verdict"] = gettext("required: accept, needs_fix or reject")
         for name in config.required:
             if name in errors:
                 continue
             if out.get(name) in (None, "", []):
-                errors[name] = "required by this dataset"
+                errors[name] = gettext("required by this dataset")
         if out["verdict"] == "needs_fix" and not out["corrected_answer"].strip() and "corrected_answer" not in errors:
-            errors["corrected_answer"] = "required when the verdict is needs_fix: edit the answer"
+            errors["corrected_answer"] = gettext("required when the verdict is needs_fix: edit the answer")
     if errors:
         raise LabelInvalid(errors)
     return out

@@ -4,7 +4,22 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    Exists,
+    F,
+    FilteredRelation,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.http import Http404
 from django.utils import timezone
 
@@ -187,3 +202,56 @@ def dataset_label_completion(dataset: Dataset, *, overlap: int) -> dict:
         partial=Count("id", filter=Q(label_count__gt=0, label_count__lt=overlap)),
         unlabelled=Count("id", filter=Q(label_count=0)),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Management pages (owners): members and gold samples. Each answers only for datasets the user owns.
+# ---------------------------------------------------------------------------------------------
+
+def _owned(user: AbstractBaseUser, dataset: Dataset) -> Q:
+    return Q(dataset=dataset, dataset__memberships__user=user, dataset__memberships__role=Membership.Role.OWNER)
+
+
+def member_list(user: AbstractBaseUser, dataset: Dataset) -> QuerySet[Membership]:
+    """The dataset's members with their users: owners first, then reviewers, then annotators."""
+    order = {Membership.Role.OWNER: 0, Membership.Role.REVIEWER: 1, Membership.Role.ANNOTATOR: 2}
+    rank = Case(*[When(role=r, then=Value(n)) for r, n in order.items()], default=Value(9), output_field=IntegerField())
+    return Membership.objects.filter(_owned(user, dataset)).select_related("user").order_by(rank, "user__username")
+
+
+def member_get(user: AbstractBaseUser, dataset: Dataset, user_id: int) -> AbstractBaseUser:
+    """A member of the dataset (as a user), or 404."""
+    membership = Membership.objects.filter(_owned(user, dataset), user_id=user_id).select_related("user").first()
+    if membership is None:
+        raise Http404("No such member.")
+    return membership.user
+
+
+def gold_sample_list(user: AbstractBaseUser, dataset: Dataset) -> QuerySet[Sample]:
+    """Gold samples with their gold values (`sample.gold`), the number of current labels on each
+    and the mean gold score of those labels, oldest gold first."""
+    current = Q(labels__is_current=True)
+    return (
+        Sample.objects.filter(_owned(user, dataset)).filter(Exists(GoldLabel.objects.filter(sample=OuterRef("pk"))))
+        .select_related("gold")
+        .annotate(gold_labels=Count("labels", filter=current), gold_mean=Avg("labels__gold_score", filter=current))
+        .order_by("gold__created_at", "id")
+    )
+
+
+def gold_accuracy(user: AbstractBaseUser, dataset: Dataset) -> list[dict]:
+    """Per annotator: mean gold score of their current labels on gold samples (`accuracy`, 0 to 1 or
+    None), how many of those labels have a score (`scored`) and how many there are (`labels`).
+    A label submitted before its sample became gold has no score. Best first."""
+    rows = (
+        Label.objects.filter(_owned(user, dataset), is_current=True)
+        .filter(Exists(GoldLabel.objects.filter(sample=OuterRef("sample"))))
+        .order_by().values("annotator_id", "annotator__username")
+        .annotate(accuracy=Avg("gold_score"), scored=Count("gold_score"), labels=Count("id"))
+    )
+    out = [
+        {"user_id": r["annotator_id"], "username": r["annotator__username"], "accuracy": r["accuracy"], "scored": r["scored"], "labels": r["labels"]}
+        for r in rows
+    ]
+    out.sort(key=lambda r: (r["accuracy"] is None, -(r["accuracy"] or 0), r["username"]))
+    return out

@@ -401,3 +401,5 @@ class _CopySink:
 
 from . import annotation  # noqa: E402
 from .annotation import *  # noqa: E402,F403 - the assignment engine and labels, one import for callers
+from .label_import import *  # noqa: E402,F403 - labels from other tools (import_labels)
+from .members import *  # noqa: E402,F403 - members and the owner's settings page

@@ -15,12 +15,14 @@ import random
 from collections import defaultdict
 from datetime import datetime, timedelta
 
+from django.conf import settings as django_settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, Least
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .. import rubric
 from ..models import Assignment, Dataset, GoldLabel, Label, Membership, Sample, Suggestion
@@ -154,7 +156,10 @@ def _gold_turn(*, user, dataset: Dataset, config: rubric.AnnotationConfig) -> bo
     if config.gold_rate <= 0:
         return False
     served = Assignment.objects.filter(dataset=dataset, annotator=user).count()
-    digest = hashlib.blake2b(f"{config.seed}:{user.pk}:{served}".encode(), digest_size=8).digest()
+    # Keyed with the server's secret: knowing the seed and their own id, an annotator still cannot
+    # tell which of their requests serve gold.
+    digest = hashlib.blake2b(f"{config.seed}:{dataset.pk}:{user.pk}:{served}".encode(), digest_size=8,
+                             key=django_settings.SECRET_KEY.encode()[:64]).digest()
     return random.Random(int.from_bytes(digest, "big")).random() < config.gold_rate
 
 
@@ -273,19 +278,22 @@ def assignment_submit(
         score = gold_score(cleaned, gold) if gold else None
         if assignment.status == Assignment.Status.SUBMITTED:
             if sample.status in REVIEWED:
-                raise LabelLocked("This sample has been reviewed; its labels can no longer change.")
+                raise LabelLocked(_("This sample has been reviewed; its labels can no longer change."))
             previous = Label.objects.select_for_update().get(assignment=assignment, is_current=True)
             Label.objects.filter(pk=previous.pk).update(is_current=False)
+            Assignment.objects.filter(pk=assignment.pk).update(draft={}, draft_saved_at=None)
             return Label.objects.create(
                 assignment=assignment, dataset=dataset, sample=sample, annotator=user, version=previous.version + 1,
                 gold_score=score, source=source, created_at=now, **cleaned,
             )
         is_gold = assignment.is_gold or gold is not None
+        if not is_gold and sample.status in REVIEWED:
+            raise LabelLocked(_("This sample has been reviewed; it takes no more labels."))
         fresh = assignment.status == Assignment.Status.RESERVED and assignment.expires_at > now
         if not fresh and not _has_room(sample, user=user, now=now, overlap=config.overlap, is_gold=is_gold):
             raise AssignmentGone(
-                f"Your reservation of this sample lapsed and {config.overlap} other annotators have taken it; "
-                "your draft is kept, and the next sample is waiting."
+                _("Your reservation of this sample lapsed and %(k)d other annotators have taken it; your draft is kept, "
+                  "and the next sample is waiting.") % {"k": config.overlap}
             )
         label = Label.objects.create(
             assignment=assignment, dataset=dataset, sample=sample, annotator=user, version=1,
@@ -310,7 +318,7 @@ def assignment_skip(*, user: AbstractBaseUser, dataset: Dataset, assignment_id: 
     with transaction.atomic():
         assignment = _own(user=user, dataset=dataset, assignment_id=assignment_id, lock=True)
         if assignment.status == Assignment.Status.SUBMITTED:
-            raise LabelLocked("You already labelled this sample; revise the label instead of skipping.")
+            raise LabelLocked(_("You already labelled this sample; revise the label instead of skipping."))
         assignment.status = Assignment.Status.SKIPPED
         assignment.skip_reason = reason.strip()[:2000]
         assignment.finished_at = now or timezone.now()
@@ -323,8 +331,10 @@ def assignment_draft_save(*, user: AbstractBaseUser, dataset: Dataset, assignmen
     check_can_annotate(user=user, dataset=dataset)
     draft = {k: v for k, v in values.items() if k in rubric.LABEL_FIELDS}
     if sum(len(str(v)) for v in draft.values()) > _MAX_DRAFT_CHARS:
-        raise rubric.LabelInvalid({"corrected_answer": f"the draft is over {_MAX_DRAFT_CHARS:,} characters"})
+        raise rubric.LabelInvalid({"corrected_answer": _("the draft is over %(n)s characters") % {"n": f"{_MAX_DRAFT_CHARS:,}"}})
     assignment = _own(user=user, dataset=dataset, assignment_id=assignment_id)
+    if assignment.status == Assignment.Status.SUBMITTED and Sample.objects.filter(pk=assignment.sample_id, status__in=REVIEWED).exists():
+        raise LabelLocked(_("This sample has been reviewed; its labels can no longer change."))
     now = timezone.now()
     Assignment.objects.filter(pk=assignment.pk).update(draft=draft, draft_saved_at=now)
     assignment.draft, assignment.draft_saved_at = draft, now
@@ -336,6 +346,7 @@ def assignment_draft_save(*, user: AbstractBaseUser, dataset: Dataset, assignmen
 # ---------------------------------------------------------------------------------------------
 
 GOLD_FIELDS = rubric.SCALES + ("difficulty", "verdict", "extra")
+MAX_SUGGESTIONS = 5000
 
 
 def gold_set(*, actor: AbstractBaseUser | None, dataset: Dataset, sample: Sample, values: dict) -> GoldLabel:
@@ -349,7 +360,7 @@ def gold_set(*, actor: AbstractBaseUser | None, dataset: Dataset, sample: Sample
         {k: v for k, v in values.items() if k in GOLD_FIELDS}, config=config, original_answer=sample.answer, partial=True
     )
     if not cleaned["verdict"]:
-        raise rubric.LabelInvalid({"verdict": "a gold sample needs the verdict it should get"})
+        raise rubric.LabelInvalid({"verdict": _("a gold sample needs the verdict it should get")})
     kept = {k: cleaned[k] for k in GOLD_FIELDS if cleaned.get(k) not in (None, "", {})}
     with transaction.atomic():
         gold, _created = GoldLabel.objects.update_or_create(sample=sample, defaults={"values": kept, "created_by": actor})
@@ -382,15 +393,34 @@ def suggestions_attach(*, actor: AbstractBaseUser | None, dataset: Dataset, item
     if actor is not None:
         _check_role(user=actor, dataset=dataset, roles=[Role.OWNER, Role.REVIEWER])
     config = annotation_config(dataset)
-    ids = {int(i["sample_id"]) for i in items if i.get("sample_id") is not None}
-    ext = {str(i["external_id"]) for i in items if i.get("sample_id") is None and i.get("external_id") is not None}
-    found = Sample.objects.filter(dataset=dataset).filter(Q(pk__in=ids) | Q(external_id__in=ext))
-    by_id = {s.pk: s for s in found}
-    by_ext = {s.external_id: s for s in by_id.values()}
     errors: dict[str, str] = {}
+    if len(items) > MAX_SUGGESTIONS:
+        raise rubric.LabelInvalid({"items": f"at most {MAX_SUGGESTIONS:,} per request, got {len(items):,}"})
+    keys: list[tuple[str, object] | None] = []
+    for n, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors[f"items[{n}]"] = "expected an object with sample_id or external_id, values and model"
+            keys.append(None)
+        elif item.get("sample_id") is not None:
+            try:
+                keys.append(("id", int(item["sample_id"])))
+            except (TypeError, ValueError):
+                errors[f"items[{n}].sample_id"] = f"expected a whole number, got {item['sample_id']!r}"
+                keys.append(None)
+        else:
+            keys.append(("ext", str(item.get("external_id"))) if item.get("external_id") is not None else None)
+    ids = {k[1] for k in keys if k and k[0] == "id"}
+    ext = {k[1] for k in keys if k and k[0] == "ext"}
+    found = Sample.objects.filter(dataset=dataset).filter(Q(pk__in=ids) | Q(external_id__in=ext))
+    by_key = {}
+    for s in found:
+        by_key[("id", s.pk)] = s
+        by_key[("ext", s.external_id)] = s
     rows = []
     for n, item in enumerate(items):
-        sample = by_id.get(int(item["sample_id"])) if item.get("sample_id") is not None else by_ext.get(str(item.get("external_id")))
+        if f"items[{n}]" in errors or f"items[{n}].sample_id" in errors:
+            continue
+        sample = by_key.get(keys[n]) if keys[n] else None
         if sample is None:
             errors[f"items[{n}]"] = "no such sample in this dataset (give sample_id or external_id)"
             continue

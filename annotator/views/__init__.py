@@ -47,19 +47,21 @@ def dataset_detail(request, slug: str):
     form = SampleFilterForm(request.GET or None)
     filters = form.filters()
     can_review = dataset.my_role in (Membership.Role.OWNER, Membership.Role.REVIEWER)
-    if not can_review:  # annotators label blind: no metric flags, no sorting by scores
-        filters.update(flag="", sort="", has_flag=None)
+    if not can_review:  # annotators label blind: no metric flags, no sorting by scores, no review outcome
+        filters.update(flag="", sort="", has_flag=None, status="")
     samples = selectors.sample_list(request.user, dataset, **filters)
     page = Paginator(samples, PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"dataset": dataset, "form": form, "page": page, "filters": filters, "can_review": can_review}
+    context = {"dataset": dataset, "form": form, "page": page, "filters": filters, "can_review": can_review,
+               "overlap": services.annotation_config(dataset).overlap}
     if request.htmx and request.htmx.target == "sample-table":
         return render(request, "annotator/dataset_detail.html#sample-table", context)
     context.update(
         facets=selectors.dataset_facets(dataset),
-        status_counts=selectors.dataset_status_counts(dataset),
+        status_counts=selectors.dataset_status_counts(dataset) if can_review else [],
         imports=selectors.import_job_list(request.user, dataset, limit=5),
         is_owner=dataset.my_role == Membership.Role.OWNER,
-
+        progress=selectors.annotation_progress(request.user, dataset, overlap=context["overlap"]),
+        completion=selectors.dataset_label_completion(dataset, overlap=context["overlap"]) if can_review else None,
     )
     return render(request, "annotator/dataset_detail.html", context)
 

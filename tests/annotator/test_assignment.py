@@ -384,3 +384,52 @@ def test_marking_a_sample_gold_scores_the_labels_it_already_has_and_clearing_uns
     assert Label.objects.get().gold_score == pytest.approx(1.0)
     services.gold_clear(actor=owner, dataset=dataset, sample=sample)
     assert Label.objects.get().gold_score is None and GoldLabel.objects.count() == 0
+
+
+@pytest.mark.parametrize("raw, named", [
+    ({"required": 5}, "required"), ({"required": "accuracy"}, "required"), ({"extra_tags": "style"}, "extra_tags"),
+    ({"extra_fields": {"name": "x"}}, "extra_fields"), ({"overlapp": 2}, "overlapp"), ({"gold_rate": 0.9}, "gold_rate"),
+    ({"order": "alphabetical"}, "order"), ({"seed": -1}, "seed"),
+])
+def test_bad_settings_name_the_setting(raw, named):
+    with pytest.raises(rubric.ConfigError) as exc:
+        rubric.config_parse(raw)
+    assert str(exc.value).startswith(named + ":")
+
+
+def test_malformed_suggestion_items_are_named_not_crashed_on(dataset, owner):
+    s1, = _samples(dataset, 1)
+    with pytest.raises(rubric.LabelInvalid) as exc:
+        services.suggestions_attach(actor=owner, dataset=dataset, items=[
+            "not an object", {"sample_id": "abc", "values": {}}, {"sample_id": s1.pk, "values": {"accuracy": 3, "bogus": 1, "other": 2}},
+        ])
+    assert set(exc.value.errors) == {"items[0]", "items[1].sample_id", "items[2].values.bogus", "items[2].values.other"}
+    assert Suggestion.objects.count() == 0
+
+
+def test_a_reviewed_sample_takes_no_new_label_nor_drafts(dataset):
+    _settings(dataset, overlap=2)
+    a, b = _annotators(dataset, "a", "b")
+    sample, = _samples(dataset, 1)
+    held_a = services.assignment_next(user=a, dataset=dataset)
+    held_b = services.assignment_next(user=b, dataset=dataset)
+    services.assignment_submit(user=a, dataset=dataset, assignment_id=held_a.pk, values=ACCEPT)
+    services.assignment_draft_save(user=a, dataset=dataset, assignment_id=held_a.pk, values={"comment": "revising"})
+    Sample.objects.filter(pk=sample.pk).update(status=Sample.Status.REJECTED)  # a reviewer decided early
+
+    with pytest.raises(services.LabelLocked):
+        services.assignment_submit(user=b, dataset=dataset, assignment_id=held_b.pk, values=ACCEPT)
+    with pytest.raises(services.LabelLocked):
+        services.assignment_draft_save(user=a, dataset=dataset, assignment_id=held_a.pk, values={"comment": "late"})
+    assert Label.objects.filter(sample=sample).count() == 1 and Sample.objects.get(pk=sample.pk).label_count == 1
+
+
+def test_a_revision_clears_the_draft_it_came_from(dataset):
+    a, = _annotators(dataset, "a")
+    _samples(dataset, 1)
+    held = services.assignment_next(user=a, dataset=dataset)
+    services.assignment_submit(user=a, dataset=dataset, assignment_id=held.pk, values=ACCEPT)
+    services.assignment_draft_save(user=a, dataset=dataset, assignment_id=held.pk, values={"accuracy": 2})
+    services.assignment_submit(user=a, dataset=dataset, assignment_id=held.pk, values={**ACCEPT, "accuracy": 2})
+    held.refresh_from_db()
+    assert held.draft == {} and held.draft_saved_at is None

@@ -1,5 +1,4 @@
-"""REST API under /api/v1/: one class per operation, explicit input and output serializers, every
-lookup scoped to the caller's datasets (a foreign id answers 404)."""
+"""Datasets, samples and imports through /api/v1/."""
 
 from __future__ import annotations
 
@@ -13,9 +12,9 @@ from rest_framework.views import APIView
 
 from exports.auth import request_token
 
-from . import formats, selectors, services
-from .forms import parse_columns
-from .models import ImportJob, Membership, Sample
+from .. import formats, selectors, services
+from ..forms import parse_columns
+from ..models import ImportJob, Membership, Sample
 
 
 class DatasetOutput(serializers.Serializer):
@@ -76,8 +75,8 @@ class SampleOutput(serializers.Serializer):
     messages = MessageSerializer(many=True)
     task_type = serializers.CharField()
     language = serializers.CharField()
-    status = serializers.CharField()
-    flag_count = serializers.IntegerField()
+    status = serializers.CharField(required=False, help_text="Review outcome; absent for annotators, who label blind.")
+    flag_count = serializers.IntegerField(required=False, help_text="Metric flags; absent for annotators, who label blind.")
     content_hash = serializers.CharField()
     meta = serializers.JSONField()
 
@@ -88,15 +87,22 @@ class SampleDetailOutput(SampleOutput):
     created_at = serializers.DateTimeField()
 
 
+# What an annotator must not see of a sample: its review outcome (`status`) and its metric flags.
+BLIND_FIELDS = ("status", "flag_count")
+# Filters that would reveal the same thing by what they keep; ignored for annotators.
+BLIND_FILTERS = ("status", "has_flag")
+
+
 def _labels_blind(dataset) -> bool:
-    """Annotators label blind: they never see metric flags (owners and reviewers do)."""
+    """Annotators label blind: they never see the review outcome or metric flags (owners and reviewers do)."""
     return dataset.my_role == Membership.Role.ANNOTATOR
 
 
 def _blind(rows: list, blind: bool) -> list:
     if blind:
         for row in rows:
-            row.pop("flag_count", None)
+            for name in BLIND_FIELDS:
+                row.pop(name, None)
     return rows
 
 
@@ -116,10 +122,10 @@ class SampleListApi(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("status", str, enum=Sample.Status.values),
+            OpenApiParameter("status", str, enum=Sample.Status.values, description="Ignored for annotators."),
             OpenApiParameter("task_type", str),
             OpenApiParameter("language", str),
-            OpenApiParameter("has_flag", bool),
+            OpenApiParameter("has_flag", bool, description="Ignored for annotators."),
             OpenApiParameter("q", str, description="Text search over every turn, or an exact external_id."),
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
@@ -131,7 +137,7 @@ class SampleListApi(APIView):
         filters = self.SampleFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
         blind = _labels_blind(dataset)
-        params = {k: v for k, v in filters.validated_data.items() if not (blind and k == "has_flag")}
+        params = {k: v for k, v in filters.validated_data.items() if not (blind and k in BLIND_FILTERS)}
         samples = selectors.sample_list(request.user, dataset, **params)
         paginator = SamplePagination()
         page = paginator.paginate_queryset(samples, request, view=self)
