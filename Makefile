@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: chromium install run web worker worker-gpu migrate test test-unit test-integration lint bench-import bench-score messages clean
+.PHONY: chromium install run web worker worker-gpu migrate test test-unit test-integration lint bench-import bench-score bench-annotate messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ bench-import: install
 bench-score: install
 	$(BIN)/python bench/score.py --pipeline
 	$(BIN)/python bench/score_models.py
+
+# 20 annotators against gunicorn + PostgreSQL (database sftdesk_bench): saturating (think 0), then 1 s per sample.
+bench-annotate: install
+	$(BIN)/python bench/annotate.py --think 0,1
 
 messages: install
 	$(BIN)/python manage.py makemessages -l zh_Hans --ignore=.venv --ignore=var --ignore=tests --ignore=bench
