@@ -2,7 +2,7 @@
 100,000-sample dataset, each looping "next, then submit" over the REST API for 60 seconds.
 
     python bench/annotate.py [--samples 100000] [--annotators 20] [--duration 60] [--think 0,1]
-                             [--workers 3] [--threads 4] [--keep] [--explain] [--latency-log PREFIX]
+                             [--workers 4] [--threads 1] [--keep] [--explain] [--latency-log PREFIX]
                              [--database-url URL] [--redis-url URL]
     make bench-annotate      # the same with --think 0,1: saturated, then 1 s of reading per sample
 
@@ -617,8 +617,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60, help="seconds of load per think time")
     parser.add_argument("--think", default="0", help="seconds an annotator spends between next and submit "
                         "(uniform 0.5x-1.5x); a comma list runs each in turn, e.g. 0,1")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=4, help="threads per worker (gthread); 1 = sync workers")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes (the README's production command)")
+    parser.add_argument("--threads", type=int, default=1, help="threads per worker (gthread); 1 = sync workers, as in production")
     parser.add_argument("--single", type=int, default=200, help="requests of each kind for the single-user baselines")
     parser.add_argument("--keep", action="store_true", help="keep the database (and the dataset, reused by the next run)")
     parser.add_argument("--explain", action="store_true", help="after the load: queries of one next/submit and the plan of the candidate query")
