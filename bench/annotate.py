@@ -54,6 +54,8 @@ from collections import defaultdict
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
+from pgutil import ensure_database
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/sftdesk_bench"
 LABEL_STUDIO_NEXT_MEDIAN_MS = 22
@@ -90,16 +92,6 @@ def server_env(args, var_dir: str) -> dict:
     else:
         env.pop("REDIS_URL", None)
     return env
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    with psycopg.connect(urlunparse(parsed._replace(path="/postgres")), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def synthetic_records(n: int, path: Path) -> None:

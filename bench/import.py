@@ -19,7 +19,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import urlparse
+
+from pgutil import ensure_database
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FILE = ROOT.parent / "shared" / "data" / "alpaca_en_52k.json"
@@ -69,17 +71,6 @@ def child(mode: str, path: str) -> None:
     Sample.objects.filter(dataset=dataset).delete()
     Dataset.objects.filter(pk=dataset.pk).delete()
     print("RESULT " + json.dumps(result))
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin_url = urlunparse(parsed._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def scaled_copy(src: Path, factor: int, out: Path) -> Path:

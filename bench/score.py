@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from pgutil import ensure_database
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DEFAULT_FILE = ROOT.parent / "shared" / "data" / "alpaca_en_52k.json"
@@ -46,18 +48,6 @@ def datasketch_baseline(texts: list[str], threshold: float = 0.8, num_perm: int 
         pairs += len(lsh.query(m))
         lsh.insert(str(i), m)
     return time.perf_counter() - started, pairs
-
-
-def ensure_database(url: str) -> None:
-    from urllib.parse import urlparse, urlunparse
-
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    with psycopg.connect(urlunparse(parsed._replace(path="/postgres")), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def main() -> None:
