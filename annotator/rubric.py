@@ -121,7 +121,10 @@ def config_parse(raw: dict) -> AnnotationConfig:
     extra_fields = []
     for spec in raw.get("extra_fields", ()):
         name = str(spec.get("name", "")) if isinstance(spec, dict) else ""
-        choices = tuple(str(c) for c in (spec.get("choices") or ())) if isinstance(spec, dict) else ()
+        raw_choices = spec.get("choices") if isinstance(spec, dict) else None
+        if not isinstance(raw_choices, (list, tuple)):
+            raise ConfigError(f"extra_fields: {name or spec!r} needs its choices as a list, got {raw_choices!r}")
+        choices = tuple(str(c) for c in raw_choices)
         if not _NAME.match(name) or name in LABEL_FIELDS or name in ("external_id", "annotator"):
             raise ConfigError(f"extra_fields: {name!r} is not a free field name")
         if len(choices) < 2 or len(set(choices)) != len(choices):

@@ -181,13 +181,14 @@ def suggestion_latest(sample: Sample) -> Suggestion | None:
 
 def annotation_progress(user: AbstractBaseUser, dataset: Dataset, *, overlap: int) -> dict:
     """The user's own figures: labels done today (server's day) and in all, and how many samples
-    are still open to them (not yet given to them, not complete, not gold)."""
+    are still open to them (not yet given to them, and not complete or gold)."""
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     mine = Assignment.objects.filter(dataset=dataset, annotator=user, status=Assignment.Status.SUBMITTED).order_by()
-    remaining = (
-        Sample.objects.filter(dataset=dataset, status__in=[Sample.Status.NEW, Sample.Status.ANNOTATING], label_count__lt=overlap)
+    is_gold = Exists(GoldLabel.objects.filter(sample=OuterRef("pk")))
+    open_to_all = Q(status__in=[Sample.Status.NEW, Sample.Status.ANNOTATING], label_count__lt=overlap)
+    remaining = (  # gold samples count too (each annotator gets them), so reserving one looks like any other
+        Sample.objects.filter(dataset=dataset).filter((open_to_all & ~is_gold) | is_gold)
         .exclude(Exists(Assignment.objects.filter(sample=OuterRef("pk"), annotator=user)))
-        .exclude(Exists(GoldLabel.objects.filter(sample=OuterRef("pk"))))
         .order_by()
     )
     counts = mine.aggregate(total=Count("id"), today=Count("id", filter=Q(finished_at__gte=today)))

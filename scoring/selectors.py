@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from django.db.models import Avg, Case, Count, Exists, OuterRef, QuerySet, Value, When
+from django.db.models import Avg, Case, Count, Exists, FloatField, OuterRef, QuerySet, Value, When
 
 from annotator.models import Dataset, GoldLabel, Label, Sample
 
@@ -93,7 +93,7 @@ def quality_report(dataset: Dataset) -> dict:
 def expert_comparison(dataset: Dataset) -> dict:
     """How each metric and flag agrees with the experts' labels so far (current labels; gold samples
     apart): {"labelled": n, "metrics": [...], "flags": [...]} as scoring.metrics.validity computes them."""
-    not_accept = Case(When(verdict="accept", then=Value(0.0)), default=Value(1.0))
+    not_accept = Case(When(verdict="accept", then=Value(0.0)), When(verdict="", then=None), default=Value(1.0), output_field=FloatField())
     per_sample = (
         Label.objects.filter(dataset=dataset, is_current=True)
         .exclude(Exists(GoldLabel.objects.filter(sample=OuterRef("sample"))))
@@ -102,7 +102,7 @@ def expert_comparison(dataset: Dataset) -> dict:
     )
     experts = {
         r["sample"]: validity.ExpertView(accuracy=r["acc"], completeness=r["comp"], conciseness=r["conc"],
-                                         not_accepted=r["bad"] >= 0.5, labels=r["n"])
+                                         not_accepted=None if r["bad"] is None else r["bad"] >= 0.5, labels=r["n"])
         for r in per_sample
     }
     if not experts:

@@ -28,7 +28,7 @@ Role = Membership.Role
 REVIEWERS = (Role.OWNER, Role.REVIEWER)
 # Settings an annotator does not see: with the seed and the gold rate one could tell which of one's
 # requests serve a gold sample (gold samples are never shown as such).
-SETTINGS_HIDDEN_FROM_ANNOTATORS = ("gold_rate", "seed")
+SETTINGS_HIDDEN_FROM_ANNOTATORS = ("gold_rate", "seed", "order")  # the order would say "flagged samples come first"
 SETTINGS_NAMES = tuple(rubric.AnnotationConfig().to_json())
 MAX_SUGGESTIONS = 5000
 
@@ -183,7 +183,7 @@ class AnnotationNextApi(APIView):
     parser_classes = [JSONParser]
 
     class AnnotationNextInput(serializers.Serializer):
-        exclude = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=1000,
+        exclude = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False, max_length=50,
                                         help_text="Ids of your assignments already on screen, to get another one.")
 
     @extend_schema(
@@ -422,7 +422,7 @@ class AnnotationSettingsApi(APIView):
 # ---------------------------------------------------------------------------------------------
 
 class SuggestionItemInput(serializers.Serializer):
-    sample_id = serializers.IntegerField(required=False, allow_null=True)
+    sample_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**63 - 1)
     external_id = serializers.CharField(required=False, allow_null=True, max_length=255)
     values = LabelValuesInput(help_text="Rubric values; partial is fine.")
     model = serializers.CharField(required=False, allow_blank=True, max_length=200)

@@ -11,6 +11,7 @@ embedded default opens transactions IMMEDIATE), which gives the same guarantees 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -40,7 +41,8 @@ REVIEWED = (Sample.Status.APPROVED, Sample.Status.REJECTED)
 _HASH_MUL, _HASH_MOD = 2654435761, 4294967291  # Knuth's multiplier, the largest prime below 2**32
 _RANK_BAND = 2**32
 _MAX_DRAFT_CHARS = 1_000_000
-LOCK_WAIT_MS = 2000  # how long next waits for a sample row someone holds for a moment
+LOCK_WAIT_MS = 2000
+MAX_HELD = 5  # live reservations one annotator may hold at once  # how long next waits for a sample row someone holds for a moment
 
 
 class AssignmentGone(Exception):
@@ -108,10 +110,10 @@ def queue_rank_refresh(*, dataset: Dataset, only_missing: bool = False) -> int:
     if only_missing:
         qs = qs.filter(queue_rank__isnull=True)
     scramble = ((F("id") + config.seed) * _HASH_MUL) % _HASH_MOD
-    if config.order == "random":
-        return qs.update(queue_rank=scramble)
-    if config.order == "flagged":
-        return qs.update(queue_rank=(255 - Least(F("flag_count"), Value(255))) * _RANK_BAND + scramble)
+    if config.order in ("random", "flagged"):
+        rank = scramble if config.order == "random" else (255 - Least(F("flag_count"), Value(255))) * _RANK_BAND + scramble
+        # only rows whose place changes: fewer rows locked while annotators are asking for work
+        return qs.alias(new_rank=rank).filter(Q(queue_rank__isnull=True) | ~Q(queue_rank=F("new_rank"))).update(queue_rank=rank)
     # cluster coverage: round-robin over clusters, computed here (window functions cannot update)
     metric_model = Sample.metrics.rel.related_model
     clusters = dict(metric_model.objects.filter(dataset=dataset, metric="cluster", value__isnull=False).values_list("sample_id", "value"))
@@ -179,6 +181,7 @@ def assignment_next(
             Assignment.objects.filter(dataset=dataset, annotator=user, status=Assignment.Status.RESERVED)
             .exclude(pk__in=exclude).order_by("reserved_at", "id")
         )
+        held = list(held)
         for assignment in held:
             if assignment.expires_at > now:
                 return assignment
@@ -189,6 +192,9 @@ def assignment_next(
                 return assignment
             Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.EXPIRED, finished_at=now)
 
+        live_held = Assignment.objects.filter(dataset=dataset, annotator=user, status=Assignment.Status.RESERVED, expires_at__gt=now)
+        if exclude and live_held.count() >= MAX_HELD:
+            return None  # one person may hold only a few samples at once (the page holds two: current and next)
         seen = Assignment.objects.filter(sample=OuterRef("pk"), annotator=user)
         gold = GoldLabel.objects.filter(sample=OuterRef("pk"))
         order = (F("queue_rank").asc(nulls_last=True), "id")
@@ -304,25 +310,27 @@ def assignment_submit(
     """Submit a label for the user's own assignment, or revise a submitted one (a new version; the
     old stays). Raises rubric.LabelInvalid (by field), AssignmentGone, or LabelLocked."""
     check_can_annotate(user=user, dataset=dataset)
-    config = annotation_config(dataset)
     now = now or timezone.now()
     with transaction.atomic():
-        # One statement locks the sample of the user's own assignment and reads its gold values. Every
-        # write to the sample's labels holds this lock, so the assignment read after it is current.
+        # One statement locks the sample of the user's own assignment and reads its gold values and the
+        # dataset's settings as they are now (an owner may just have changed k). Every write to the
+        # sample's labels holds this lock, so the assignment read after it is current.
         own = Assignment.objects.filter(pk=assignment_id, dataset=dataset, annotator=user).values("sample_id")[:1]
         sample = (
             Sample.objects.select_for_update(of=("self",)).filter(pk=Subquery(own))
-            .annotate(gold_values=Subquery(GoldLabel.objects.filter(sample=OuterRef("pk")).values("values")[:1], output_field=JSONField()))
+            .annotate(gold_values=Subquery(GoldLabel.objects.filter(sample=OuterRef("pk")).values("values")[:1], output_field=JSONField()),
+                      dataset_settings=F("dataset__settings"))
             .first()
         )
         if sample is None:
             raise Http404("No such assignment.")
         assignment = Assignment.objects.get(pk=assignment_id)
+        config = rubric.config_from_settings(sample.dataset_settings)
         cleaned = rubric.label_clean(values, config=config, original_answer=sample.answer)
         gold = sample.gold_values
         score = gold_score(cleaned, gold) if gold else None
         if assignment.status == Assignment.Status.SUBMITTED:
-            if sample.status in REVIEWED:
+            if sample.status in REVIEWED and gold is None:  # gold samples stay open, or they would stand out
                 raise LabelLocked(_("This sample has been reviewed; its labels can no longer change."))
             previous = Label.objects.select_for_update().get(assignment=assignment, is_current=True)
             Label.objects.filter(pk=previous.pk).update(is_current=False)
@@ -375,10 +383,15 @@ def assignment_draft_save(*, user: AbstractBaseUser, dataset: Dataset, assignmen
     """Autosave unsubmitted values as they are (a draft may be incomplete or not yet valid)."""
     check_can_annotate(user=user, dataset=dataset)
     draft = {k: v for k, v in values.items() if k in rubric.LABEL_FIELDS}
+    try:
+        json.dumps(draft, allow_nan=False)
+    except (TypeError, ValueError):
+        raise rubric.LabelInvalid({"draft": _("a draft holds text and numbers only (no NaN or infinity)")}) from None
     if sum(len(str(v)) for v in draft.values()) > _MAX_DRAFT_CHARS:
         raise rubric.LabelInvalid({"corrected_answer": _("the draft is over %(n)s characters") % {"n": f"{_MAX_DRAFT_CHARS:,}"}})
     assignment = _own(user=user, dataset=dataset, assignment_id=assignment_id)
-    if assignment.status == Assignment.Status.SUBMITTED and Sample.objects.filter(pk=assignment.sample_id, status__in=REVIEWED).exists():
+    reviewed = Sample.objects.filter(pk=assignment.sample_id, status__in=REVIEWED).exclude(Exists(GoldLabel.objects.filter(sample=OuterRef("pk"))))
+    if assignment.status == Assignment.Status.SUBMITTED and reviewed.exists():
         raise LabelLocked(_("This sample has been reviewed; its labels can no longer change."))
     now = timezone.now()
     Assignment.objects.filter(pk=assignment.pk).update(draft=draft, draft_saved_at=now)
@@ -426,9 +439,16 @@ def gold_clear(*, actor: AbstractBaseUser | None, dataset: Dataset, sample: Samp
     if actor is not None:
         _check_role(user=actor, dataset=dataset, roles=[Role.OWNER])
     with transaction.atomic():
-        deleted, _ = GoldLabel.objects.filter(sample=sample, sample__dataset=dataset).delete()
+        locked = Sample.objects.select_for_update().get(pk=sample.pk, dataset=dataset)
+        deleted, _ = GoldLabel.objects.filter(sample=locked).delete()
         if deleted:
-            _rescore_gold(sample=sample, gold=None)
+            _rescore_gold(sample=locked, gold=None)
+            # an ordinary sample again: the status its labels call for (gold kept none)
+            if locked.status in OPEN + (Sample.Status.IN_REVIEW,):
+                overlap = annotation_config(dataset).overlap
+                status = (Sample.Status.IN_REVIEW if locked.label_count >= overlap
+                          else Sample.Status.ANNOTATING if locked.label_count else Sample.Status.NEW)
+                Sample.objects.filter(pk=locked.pk).update(status=status)
     return deleted
 
 

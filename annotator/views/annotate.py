@@ -35,6 +35,11 @@ TEMPLATE = "annotator/annotate.html"
 MY_LABELS_PAGE_SIZE = 50
 MAX_EXCLUDE = 50
 REVIEWED = (Sample.Status.APPROVED, Sample.Status.REJECTED)
+
+
+def _is_id(value: str) -> bool:
+    """A database id as typed in a URL: ASCII digits only ('²'.isdigit() is True), within bigint."""
+    return value.isascii() and value.isdigit() and len(value) <= 18
 SKIP_REASONS = (
     ("outside_expertise", gettext_lazy("Outside my expertise")),
     ("broken", gettext_lazy("The sample is broken or unreadable")),
@@ -218,7 +223,7 @@ def _workspace_context(request, dataset: Dataset, assignment: Assignment, *, pos
     versions = list(selectors.label_versions_own(request.user, assignment)) if submitted else []
     label = next((v for v in versions if v.is_current), None)
     # The sample's status decides only whether the label may still change; it is never shown.
-    mode = ("locked" if sample.status in REVIEWED else "revise") if label else "label"
+    mode = ("locked" if sample.status in REVIEWED and not assignment.is_gold else "revise") if label else "label"
     draft = assignment.draft or None
     if draft and label and (assignment.draft_saved_at is None or assignment.draft_saved_at <= label.created_at):
         draft = None
@@ -343,7 +348,7 @@ def annotate_preload(request, slug: str):
     """The next assignment as a fragment, reserved now (204 when nothing is left). `exclude` names
     the assignments already on screen or still being submitted."""
     dataset = _dataset(request, slug)
-    exclude = tuple(int(v) for v in request.GET.getlist("exclude")[:MAX_EXCLUDE] if v.isdigit())
+    exclude = tuple(int(v) for v in request.GET.getlist("exclude")[:MAX_EXCLUDE] if _is_id(v))
     assignment = services.assignment_next(user=request.user, dataset=dataset, exclude=exclude)
     if assignment is None:
         return HttpResponse(status=204)
@@ -436,7 +441,7 @@ def annotate_diff(request, slug: str):
     """The corrected answer against the original of one of the user's own assignments."""
     dataset = _dataset(request, slug)
     raw = request.POST.get("assignment", "")
-    if not raw.isdigit():
+    if not _is_id(raw):
         raise Http404("No such assignment.")
     assignment = selectors.assignment_get_own(request.user, dataset, int(raw))
     original = _newlines(assignment.sample.answer)

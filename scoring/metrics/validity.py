@@ -4,7 +4,8 @@ detector of samples the experts did not accept. Imports nothing from Django.
 
 The expert side is one record per labelled sample: mean accuracy, completeness and conciseness over
 its annotators' current labels (None where nobody gave that scale) and `not_accepted`: whether the
-majority verdict is not "accept" (reject or needs fix; a tie counts as not accepted)."""
+majority verdict is not "accept" (reject or needs fix; a tie counts as not accepted), or None when no
+label has a verdict (those samples count for the correlations only)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ class ExpertView:
     accuracy: float | None
     completeness: float | None
     conciseness: float | None
-    not_accepted: bool
+    not_accepted: bool | None  # None: no label gave a verdict (labels imported from another tool)
     labels: int
 
 
@@ -60,7 +61,8 @@ def compare(metric_values: dict[str, dict[int, float]], experts: dict[int, Exper
         for scale in SCALES:
             pairs = [(values[i], getattr(experts[i], scale)) for i in ids if getattr(experts[i], scale) is not None]
             rhos[scale] = spearman([p[0] for p in pairs], [p[1] for p in pairs])
-        area = auc([values[i] for i in ids], [experts[i].not_accepted for i in ids])
+        judged = [i for i in ids if experts[i].not_accepted is not None]
+        area = auc([values[i] for i in judged], [bool(experts[i].not_accepted) for i in judged])
         known = {k: v for k, v in rhos.items() if v is not None}
         rows.append({
             "metric": name,
@@ -76,7 +78,7 @@ def flag_lift(flagged: dict[str, set[int]], experts: dict[int, ExpertView]) -> l
     """One row per flag rule: how many labelled samples it flagged, the share of those the experts
     did not accept, and the same share among labelled samples it did not flag."""
     rows = []
-    labelled = set(experts)
+    labelled = {i for i, e in experts.items() if e.not_accepted is not None}
     for rule in sorted(flagged):
         hit = flagged[rule] & labelled
         miss = labelled - hit

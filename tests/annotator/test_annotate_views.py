@@ -409,6 +409,13 @@ def test_the_diff_endpoint_escapes(client, ds, ann1):
     assert sample.answer == "<b>bold</b> claim"
 
 
+def test_odd_ids_in_the_query_are_ignored_not_a_crash(client, ds, ann1):
+    _sample(ds)
+    current = _reserve(client, ann1, ds)
+    assert client.get(_url("annotate_preload", ds), {"exclude": ["²", "9" * 40, current.pk]}).status_code in (200, 204)
+    assert client.post(_url("annotate_diff", ds), {"assignment": "²", "corrected_answer": "x"}).status_code in (400, 404)
+
+
 # --- query counts --------------------------------------------------------------------------------------
 
 def test_the_annotate_page_and_submit_use_a_bounded_number_of_queries(client, ds, ann1, django_assert_max_num_queries):

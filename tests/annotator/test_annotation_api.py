@@ -333,7 +333,7 @@ def test_only_owners_change_settings_and_annotators_do_not_see_the_gold_draw(dat
         assert response.json() == {"detail": "Only the dataset's owners can change its annotation settings."}
     assert annotation_config(dataset).overlap == 2
     seen = session(ann).get(url(dataset, "annotation/settings/")).json()
-    assert "seed" not in seen and "gold_rate" not in seen
+    assert "seed" not in seen and "gold_rate" not in seen and "order" not in seen
     assert seen["overlap"] == 2
     assert session(reviewer).get(url(dataset, "annotation/settings/")).json()["seed"] == 42
     owner_read_only = bearer(owner_of(dataset))

@@ -433,3 +433,68 @@ def test_a_revision_clears_the_draft_it_came_from(dataset):
     services.assignment_submit(user=a, dataset=dataset, assignment_id=held.pk, values={**ACCEPT, "accuracy": 2})
     held.refresh_from_db()
     assert held.draft == {} and held.draft_saved_at is None
+
+
+def test_gold_does_not_stand_out_in_progress_or_after_review(dataset, owner):
+    from annotator import selectors
+
+    _settings(dataset, overlap=1, gold_rate=0.5, seed=5)
+    a, = _annotators(dataset, "a")
+    samples = _samples(dataset, 8)
+    for s in samples[:4]:
+        services.gold_set(actor=owner, dataset=dataset, sample=s, values={"verdict": "accept"})
+    Sample.objects.filter(pk__in=[s.pk for s in samples[:4]]).update(status=Sample.Status.APPROVED)  # gold picked from approved data
+    drops = set()
+    while True:
+        before = selectors.annotation_progress(a, dataset, overlap=1)["remaining"]
+        asg = services.assignment_next(user=a, dataset=dataset)
+        if asg is None:
+            break
+        drops.add(before - selectors.annotation_progress(a, dataset, overlap=1)["remaining"])
+        services.assignment_submit(user=a, dataset=dataset, assignment_id=asg.pk, values=ACCEPT)
+        # a gold sample can be revised like any other, although its status says reviewed
+        services.assignment_submit(user=a, dataset=dataset, assignment_id=asg.pk, values={**ACCEPT, "accuracy": 4})
+    assert drops == {1}  # every reservation, gold or not, lowers "remaining" by one
+    assert Assignment.objects.filter(annotator=a, is_gold=True).exists()
+
+
+def test_clearing_gold_gives_the_sample_the_status_its_labels_call_for(dataset, owner):
+    _settings(dataset, overlap=1)
+    a, = _annotators(dataset, "a")
+    sample, = _samples(dataset, 1)
+    services.gold_set(actor=owner, dataset=dataset, sample=sample, values={"verdict": "accept"})
+    now = timezone.now()
+    asg = Assignment.objects.create(dataset=dataset, sample=sample, annotator=a, is_gold=True, reserved_at=now, expires_at=now + timedelta(hours=1))
+    services.assignment_submit(user=a, dataset=dataset, assignment_id=asg.pk, values=ACCEPT)
+    assert Sample.objects.get(pk=sample.pk).status == Sample.Status.NEW
+    services.gold_clear(actor=owner, dataset=dataset, sample=sample)
+    assert Sample.objects.get(pk=sample.pk).status == Sample.Status.IN_REVIEW
+
+
+def test_one_annotator_holds_only_a_few_reservations(dataset):
+    from annotator.services import annotation
+
+    a, = _annotators(dataset, "a")
+    _samples(dataset, 20)
+    held = []
+    for _ in range(10):
+        asg = services.assignment_next(user=a, dataset=dataset, exclude=tuple(held))
+        if asg is None:
+            break
+        held.append(asg.pk)
+    assert len(held) == annotation.MAX_HELD
+
+
+def test_a_draft_with_infinity_is_refused_by_name(dataset):
+    a, = _annotators(dataset, "a")
+    _samples(dataset, 1)
+    asg = services.assignment_next(user=a, dataset=dataset)
+    with pytest.raises(rubric.LabelInvalid) as exc:
+        services.assignment_draft_save(user=a, dataset=dataset, assignment_id=asg.pk, values={"accuracy": float("inf")})
+    assert set(exc.value.errors) == {"draft"}
+
+
+def test_extra_field_choices_must_be_a_list():
+    for choices in (5, True, "ab"):
+        with pytest.raises(rubric.ConfigError, match="choices as a list"):
+            rubric.config_parse({"extra_fields": [{"name": "p", "choices": choices}]})

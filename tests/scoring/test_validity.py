@@ -84,3 +84,10 @@ def test_the_panel_waits_for_labels(owner_client, dataset):
     response = owner_client.get(reverse("scoring:quality", args=[dataset.slug]))
     assert response.context["experts"] == {"labelled": 0, "metrics": [], "flags": []}
     assert "needs at least 5" in response.content.decode()
+
+
+def test_labels_without_a_verdict_count_for_correlations_only():
+    experts = {i: validity.ExpertView(accuracy=float(i), completeness=None, conciseness=None, not_accepted=None, labels=1) for i in range(6)}
+    row = validity.compare({"m": {i: float(i) for i in range(6)}}, experts)[0]
+    assert row["spearman"]["accuracy"] == pytest.approx(1.0) and row["auc"] is None
+    assert validity.flag_lift({"r": {0, 1}}, experts) == []
