@@ -43,3 +43,10 @@ def test_pandalm_labels_move_in_and_keep_their_agreement(db, owner, tmp_path, ca
         ids = sorted(prefs[a].keys() & prefs[b].keys())
         kappas[(a[-1], b[-1])] = round(cohen_kappa_score([prefs[a][i] for i in ids], [prefs[b][i] for i in ids]), 2)
     assert kappas == {("1", "2"): 0.85, ("1", "3"): 0.88, ("2", "3"): 0.86}
+
+    # and sftdesk's own agreement report gives the same figures
+    call_command("agreement", "pandalm", "--format", "json", "--resamples", "20")
+    report = json.loads(capsys.readouterr().out)
+    preference = next(c for c in report["criteria"] if c["criterion"] == "preference")
+    assert [round(p["value"], 2) for p in preference["cohen"]] == [0.85, 0.88, 0.86]
+    assert all(p["n"] == 999 for p in preference["cohen"])
