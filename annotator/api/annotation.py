@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from .. import rubric, selectors, services
 from ..models import Label, Membership
-from .datasets import MessageSerializer
+from .datasets import SampleTextOutput
 
 Role = Membership.Role
 REVIEWERS = (Role.OWNER, Role.REVIEWER)
@@ -153,14 +153,6 @@ CONFLICT = OpenApiResponse(ConflictOutput, description="assignment_gone: the res
 # Next, submit, skip, draft
 # ---------------------------------------------------------------------------------------------
 
-class AnnotationSampleOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    external_id = serializers.CharField()
-    messages = MessageSerializer(many=True)
-    task_type = serializers.CharField()
-    language = serializers.CharField()
-
-
 class SuggestionOutput(serializers.Serializer):
     values = serializers.JSONField()
     model = serializers.CharField(source="model_name")
@@ -171,7 +163,7 @@ class AssignmentOutput(serializers.Serializer):
     expires_at = serializers.DateTimeField()
     is_revision = serializers.BooleanField()
     draft = serializers.JSONField(help_text="Your autosaved, unsubmitted values.")
-    sample = AnnotationSampleOutput()
+    sample = SampleTextOutput()
     suggestion = SuggestionOutput(allow_null=True, help_text="Values a model proposed, to prefill (and mark as such).")
 
 

@@ -69,12 +69,17 @@ class MessageSerializer(serializers.Serializer):
     content = serializers.CharField(allow_blank=True, trim_whitespace=False)
 
 
-class SampleOutput(serializers.Serializer):
+class SampleTextOutput(serializers.Serializer):
+    """What anyone who labels may see of a sample: its text and facets, nothing about its review."""
+
     id = serializers.IntegerField()
     external_id = serializers.CharField()
     messages = MessageSerializer(many=True)
     task_type = serializers.CharField()
     language = serializers.CharField()
+
+
+class SampleOutput(SampleTextOutput):
     status = serializers.CharField(required=False, help_text="Review outcome; absent for annotators, who label blind.")
     flag_count = serializers.IntegerField(required=False, help_text="Metric flags; absent for annotators, who label blind.")
     content_hash = serializers.CharField()
