@@ -12,7 +12,10 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("annotator.api_urls")),
     path("api/v1/", include("scoring.api_urls")),
+    path("api/v1/", include("reviews.api_urls")),
     path("", include("exports.urls")),
     path("", include("scoring.urls")),
+    path("", include("reviews.urls_desk")),
+    path("", include("reviews.urls_dashboard")),
     path("", include("annotator.urls")),
 ]

@@ -1,17 +1,21 @@
-"""Reads for the review desk: a dataset's agreement per rubric criterion, from the current labels
-(gold samples apart, since every annotator labels those and they are scored against gold instead)."""
+"""Reads for the review desk: agreement per rubric criterion and per annotator (gold samples apart,
+since every annotator labels those and they are scored against gold instead), the conflict queue,
+one sample's review and its audit trail. Callers pass a dataset already scoped to the user."""
 
 from __future__ import annotations
 
 import itertools
 
 import numpy as np
-from django.db.models import Exists, OuterRef
+from django.db import connection
+from django.db.models import Avg, Count, Exists, F, FloatField, OuterRef, Q, QuerySet, Sum
+from django.db.models.functions import Cast
 
-from annotator.models import Dataset, GoldLabel, Label
+from annotator.models import Assignment, Dataset, GoldLabel, Label, Sample, SampleRevision
 from annotator.rubric import SCALES, config_from_settings
 
 from . import agreement
+from .models import ReviewDecision, ReviewItem, StatusChange
 
 # Cohen's kappa for the 1-5 scales is weighted quadratically (disagreeing by 2 costs four times 1).
 ORDINAL_WEIGHTS = "quadratic"
@@ -87,3 +91,146 @@ def dataset_agreement(dataset: Dataset, *, resamples: int = 1000, seed: int = 0)
             "cohen_weights": weights,
         })
     return {"dataset": dataset.slug, "labels": len(rows), "criteria": report, "resamples": resamples, "seed": seed}
+
+
+# ---------------------------------------------------------------------------------------------
+# Per annotator, the conflict queue, one sample's review, its audit trail
+# ---------------------------------------------------------------------------------------------
+
+def annotator_stats(dataset: Dataset) -> list[dict]:
+    """One row per annotator, computed in the database: current labels (gold apart), agreement with
+    the consensus verdict (on samples whose consensus has at least two labels), leniency (mean offset
+    from the consensus median per scale), accuracy on gold samples, labels per hour of time on task,
+    and skip rate (skipped / (submitted + skipped) assignments)."""
+    gold = Exists(GoldLabel.objects.filter(sample=OuterRef("sample")))
+    current = Label.objects.filter(dataset=dataset, is_current=True)
+    ordinary = current.annotate(g=gold).filter(g=False)
+    has_consensus = Q(sample__review__labels_n__gte=2)
+    rows = {
+        r["annotator"]: r for r in ordinary.order_by().values("annotator").annotate(
+            username=F("annotator__username"),
+            labels=Count("id"),
+            compared=Count("id", filter=has_consensus & ~Q(sample__review__verdict="") & ~Q(verdict="")),
+            agreed=Count("id", filter=has_consensus & Q(verdict=F("sample__review__verdict"))),
+            **{f"lenient_{s}": Avg(Cast(F(s), FloatField()) - F(f"sample__review__{s}"), filter=has_consensus) for s in SCALES},
+        )
+    }
+    gold_rows = (current.filter(gold_score__isnull=False).order_by().values("annotator")
+                 .annotate(username=F("annotator__username"), gold_n=Count("id"), gold_accuracy=Avg("gold_score")))
+    hours = (Label.objects.filter(dataset=dataset).order_by().values("annotator")
+             .annotate(username=F("annotator__username"), versions=Count("id"), seconds=Sum("time_spent_s")))
+    turns = (Assignment.objects.filter(dataset=dataset, status__in=[Assignment.Status.SUBMITTED, Assignment.Status.SKIPPED])
+             .order_by().values("annotator")
+             .annotate(username=F("annotator__username"), done=Count("id"), skipped=Count("id", filter=Q(status=Assignment.Status.SKIPPED))))
+    out: dict[int, dict] = {}
+
+    def row(r: dict) -> dict:
+        return out.setdefault(r["annotator"], {
+            "annotator": r["username"], "labels": 0, "agreement": None, "compared": 0,
+            "leniency": dict.fromkeys(SCALES), "gold_n": 0, "gold_accuracy": None,
+            "labels_per_hour": None, "hours": 0.0, "skipped": 0, "skip_rate": None,
+        })
+
+    for r in rows.values():
+        o = row(r)
+        o["labels"], o["compared"] = r["labels"], r["compared"]
+        o["agreement"] = r["agreed"] / r["compared"] if r["compared"] else None
+        o["leniency"] = {s: r[f"lenient_{s}"] for s in SCALES}
+    for r in gold_rows:
+        o = row(r)
+        o["gold_n"], o["gold_accuracy"] = r["gold_n"], r["gold_accuracy"]
+    for r in hours:
+        o = row(r)
+        o["hours"] = (r["seconds"] or 0.0) / 3600
+        o["labels_per_hour"] = r["versions"] / o["hours"] if o["hours"] else None
+    for r in turns:
+        o = row(r)
+        o["skipped"] = r["skipped"]
+        o["skip_rate"] = r["skipped"] / r["done"] if r["done"] else None
+    return sorted(out.values(), key=lambda o: o["annotator"])
+
+
+def conflict_queue(dataset: Dataset, *, reason: str = "") -> QuerySet[ReviewItem]:
+    """Open review items, worst first then oldest; `reason` keeps those with that reason code."""
+    qs = ReviewItem.objects.filter(dataset=dataset, is_open=True).select_related("sample").order_by("-severity", "routed_at", "id")
+    if reason:
+        if connection.vendor == "postgresql":
+            qs = qs.filter(reasons__contains=[{"code": reason}])
+        else:
+            qs = qs.extra(where=["EXISTS (SELECT 1 FROM json_each(reviews_reviewitem.reasons) j "
+                                 "WHERE json_extract(j.value, '$.code') = %s)"], params=[reason])
+    return qs
+
+
+def conflict_reason_counts(dataset: Dataset) -> list[tuple[str, int]]:
+    """How many open items carry each reason, most first (counted in the database)."""
+    if connection.vendor == "postgresql":
+        sql = ("SELECT r->>'code', COUNT(*) FROM reviews_reviewitem i, jsonb_array_elements(i.reasons) r "
+               "WHERE i.dataset_id = %s AND i.is_open GROUP BY 1")
+    else:
+        sql = ("SELECT json_extract(j.value, '$.code'), COUNT(*) FROM reviews_reviewitem i, json_each(i.reasons) j "
+               "WHERE i.dataset_id = %s AND i.is_open GROUP BY 1")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [dataset.pk])
+        rows = cursor.fetchall()
+    return sorted(((code, n) for code, n in rows if code), key=lambda kv: (-kv[1], kv[0]))
+
+
+def review_item_next(dataset: Dataset, *, after: ReviewItem | None = None, reason: str = "") -> ReviewItem | None:
+    """The open item after `after` in queue order (the first when None)."""
+    qs = conflict_queue(dataset, reason=reason)
+    if after is not None:
+        qs = qs.filter(
+            Q(severity__lt=after.severity)
+            | Q(severity=after.severity, routed_at__gt=after.routed_at)
+            | Q(severity=after.severity, routed_at=after.routed_at, id__gt=after.id)
+        )
+    return qs.first()
+
+
+def sample_review(dataset: Dataset, sample: Sample) -> dict:
+    """What a reviewer needs to decide one sample: its current labels with annotator names, its review
+    item (consensus and reasons), its decisions and revisions, and the conversation as it stands."""
+    from .routing import current_answer
+
+    labels = list(Label.objects.filter(sample=sample, is_current=True).select_related("annotator").order_by("annotator__username"))
+    item = ReviewItem.objects.filter(sample=sample).first()
+    decisions = list(ReviewDecision.objects.filter(sample=sample).select_related("reviewer", "revision").order_by("-created_at", "-id"))
+    messages, revision = current_answer(sample)
+    return {"labels": labels, "item": item, "decisions": decisions, "messages": messages, "revision": revision}
+
+
+def audit_trail(sample: Sample) -> list[dict]:
+    """Every label version, decision, revision and status change of the sample, oldest first:
+    {"at", "kind", "who", "before", "after", "detail"}. For reviewers and owners only."""
+    events: list[dict] = []
+    previous: dict[int, Label] = {}
+    for label in Label.objects.filter(sample=sample).select_related("annotator").order_by("annotator_id", "version"):
+        before = previous.get(label.annotator_id)
+        events.append({"at": label.created_at, "kind": "label", "who": label.annotator.get_username(),
+                       "before": _label_values(before) if before else None, "after": _label_values(label),
+                       "detail": {"version": label.version, "source": label.source}})
+        previous[label.annotator_id] = label
+    for d in ReviewDecision.objects.filter(sample=sample).select_related("reviewer"):
+        events.append({"at": d.created_at, "kind": "decision", "who": d.reviewer.get_username() if d.reviewer else None,
+                       "before": d.status_before, "after": d.status_after,
+                       "detail": {"decision": d.decision, "rationale": d.rationale, "revision": d.revision_id}})
+    base = sample.messages
+    for r in SampleRevision.objects.filter(sample=sample).select_related("author").order_by("created_at", "id"):
+        events.append({"at": r.created_at, "kind": "revision", "who": r.author.get_username() if r.author else None,
+                       "before": _answer(base), "after": _answer(r.messages), "detail": {"revision": r.pk, "reason": r.reason}})
+        if r.status == SampleRevision.Status.APPROVED:
+            base = r.messages
+    for c in StatusChange.objects.filter(sample=sample).select_related("actor"):
+        events.append({"at": c.at, "kind": "status", "who": c.actor.get_username() if c.actor else None,
+                       "before": c.from_status, "after": c.to_status, "detail": {"cause": c.cause}})
+    order = {"label": 0, "revision": 1, "decision": 2, "status": 3}
+    return sorted(events, key=lambda e: (e["at"], order[e["kind"]]))
+
+
+def _label_values(label: Label) -> dict:
+    return {k: getattr(label, k) for k in (*SCALES, "difficulty", "verdict", "error_tags", "corrected_answer", "comment", "extra")}
+
+
+def _answer(messages: list[dict]) -> str:
+    return next((m.get("content", "") for m in reversed(messages) if m.get("role") == "assistant"), "")

@@ -25,6 +25,9 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from reviews import routing
+from reviews.models import StatusChange
+
 from .. import rubric
 from ..models import Assignment, Dataset, GoldLabel, Label, Membership, Sample, Suggestion
 
@@ -87,15 +90,29 @@ def annotation_settings_set(*, actor: AbstractBaseUser | None, dataset: Dataset,
         if (old.order, old.seed) != (config.order, config.seed):
             queue_rank_refresh(dataset=locked)
         if old.overlap != config.overlap:
-            _sync_completion(dataset=locked, overlap=config.overlap)
+            _sync_completion(dataset=locked, overlap=config.overlap, actor=actor)
     return config
 
 
-def _sync_completion(*, dataset: Dataset, overlap: int) -> None:
+def _sync_completion(*, dataset: Dataset, overlap: int, actor=None) -> None:
+    """After k changed: samples that now have k labels go to review (and are routed); samples in
+    review that no longer have k go back to annotation. Every move is recorded."""
     ordinary = Sample.objects.filter(dataset=dataset).exclude(Exists(GoldLabel.objects.filter(sample=OuterRef("pk"))))
-    ordinary.filter(status__in=OPEN, label_count__gte=overlap).update(status=Sample.Status.IN_REVIEW)
-    ordinary.filter(status=Sample.Status.IN_REVIEW, label_count__lt=overlap, label_count__gt=0).update(status=Sample.Status.ANNOTATING)
-    ordinary.filter(status=Sample.Status.IN_REVIEW, label_count=0).update(status=Sample.Status.NEW)
+    moves = [
+        (ordinary.filter(status__in=OPEN, label_count__gte=overlap), Sample.Status.IN_REVIEW),
+        (ordinary.filter(status=Sample.Status.IN_REVIEW, label_count__lt=overlap, label_count__gt=0), Sample.Status.ANNOTATING),
+        (ordinary.filter(status=Sample.Status.IN_REVIEW, label_count=0), Sample.Status.NEW),
+    ]
+    moved: list[int] = []
+    for qs, status in moves:
+        rows = list(qs.values_list("pk", "status"))
+        ids = [pk for pk, _ in rows]
+        for start in range(0, len(ids), 2000):
+            Sample.objects.filter(pk__in=ids[start:start + 2000]).update(status=status)
+        routing.status_changes_record(dataset=dataset, changes=[(pk, was, status) for pk, was in rows],
+                                      cause=StatusChange.Cause.SETTINGS, actor=actor)
+        moved += ids
+    routing.samples_route(dataset=dataset, sample_ids=moved, actor=actor)
 
 
 def queue_rank_refresh(*, dataset: Dataset, only_missing: bool = False) -> int:
@@ -348,10 +365,13 @@ def assignment_submit(
             previous = Label.objects.select_for_update().get(assignment=assignment, is_current=True)
             Label.objects.filter(pk=previous.pk).update(is_current=False)
             Assignment.objects.filter(pk=assignment.pk).update(draft={}, draft_saved_at=None)
-            return Label.objects.create(
+            label = Label.objects.create(
                 assignment=assignment, dataset=dataset, sample=sample, annotator=user, version=previous.version + 1,
                 gold_score=score, source=source, created_at=now, **cleaned,
             )
+            if sample.status == Sample.Status.IN_REVIEW and gold is None:  # its consensus and reasons change with it
+                routing.samples_route(dataset=dataset, sample_ids=[sample.pk], actor=user, now=now)
+            return label
         is_gold = assignment.is_gold or gold is not None
         if not is_gold and sample.status in REVIEWED:
             raise LabelLocked(_("This sample has been reviewed; it takes no more labels."))
@@ -370,10 +390,16 @@ def assignment_submit(
         )
         sample.label_count += 1
         fields = ["label_count"]
+        before = sample.status
         if not is_gold and sample.status in OPEN:
             sample.status = Sample.Status.IN_REVIEW if sample.label_count >= config.overlap else Sample.Status.ANNOTATING
             fields.append("status")
         sample.save(update_fields=fields)
+        if sample.status != before:
+            routing.status_changes_record(dataset=dataset, changes=[(sample.pk, before, sample.status)],
+                                          cause=StatusChange.Cause.LABEL, actor=user, at=now)
+            if sample.status == Sample.Status.IN_REVIEW:
+                routing.samples_route(dataset=dataset, sample_ids=[sample.pk], actor=user, now=now)
     return label
 
 
@@ -462,6 +488,9 @@ def gold_clear(*, actor: AbstractBaseUser | None, dataset: Dataset, sample: Samp
                 status = (Sample.Status.IN_REVIEW if locked.label_count >= overlap
                           else Sample.Status.ANNOTATING if locked.label_count else Sample.Status.NEW)
                 Sample.objects.filter(pk=locked.pk).update(status=status)
+                routing.status_changes_record(dataset=dataset, changes=[(locked.pk, locked.status, status)],
+                                              cause=StatusChange.Cause.GOLD, actor=actor)
+                routing.samples_route(dataset=dataset, sample_ids=[locked.pk], actor=actor)
     return deleted
 
 

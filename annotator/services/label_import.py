@@ -37,6 +37,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from reviews import routing
+from reviews.models import StatusChange
+
 from .. import rubric
 from ..models import Assignment, Dataset, GoldLabel, Label, Membership, Sample
 from .annotation import OPEN, annotation_settings_set, gold_score
@@ -531,12 +534,17 @@ def _write(rows: list[_Row], dataset: Dataset, config: rubric.AnnotationConfig, 
     # One UPDATE per distinct (label_count, status) outcome, not per sample (bulk_update's CASE per
     # row is slow); the rows are locked above, so the counts read there are current.
     outcome: dict[tuple[int, str], list[int]] = defaultdict(list)
+    moves: list[tuple[int, str, str]] = []
     for sid, n in added.items():
         sample = samples[sid]
         count, status = sample.label_count + n, sample.status
         if sid not in gold and status in OPEN:  # the rule of assignment_submit
             status = Sample.Status.IN_REVIEW if count >= config.overlap else Sample.Status.ANNOTATING
         outcome[(count, status)].append(sid)
+        moves.append((sid, sample.status, status))
     for (count, status), ids in outcome.items():
         for chunk in _chunks(ids):
             Sample.objects.filter(pk__in=chunk).update(label_count=count, status=status)
+    routing.status_changes_record(dataset=dataset, changes=moves, cause=StatusChange.Cause.IMPORT, at=now)
+    # Routed like a sample that gets its k-th label in the browser (new labels on one already in review re-route it).
+    routing.samples_route(dataset=dataset, sample_ids=[sid for sid, _was, st in moves if st == Sample.Status.IN_REVIEW], now=now)

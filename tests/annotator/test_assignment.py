@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from annotator import rubric, services
 from annotator.models import Assignment, GoldLabel, Label, Membership, Sample, Suggestion
+from reviews.services import review_settings_set
 from tests.conftest import MembershipFactory, SampleFactory, UserFactory
 
 ACCEPT = {"accuracy": 5, "completeness": 4, "conciseness": 4, "difficulty": "easy", "verdict": "accept"}
@@ -29,7 +30,9 @@ def _samples(dataset, n):
     return samples
 
 
-def _settings(dataset, **values):
+def _settings(dataset, *, auto_approve: bool = False, **values):
+    """Annotation settings; completed samples wait in review (routing is tested in tests/reviews)."""
+    review_settings_set(actor=None, dataset=dataset, values={"auto_approve": auto_approve})
     services.annotation_settings_set(actor=None, dataset=dataset, values=values)
     dataset.refresh_from_db()
 

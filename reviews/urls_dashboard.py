@@ -1,0 +1,7 @@
+"""The review dashboard pages."""
+
+from django.urls import path  # noqa: F401
+
+app_name = "dashboard"
+
+urlpatterns: list = []

@@ -1,0 +1,7 @@
+"""Pages of the conflict queue and adjudication."""
+
+from django.urls import path  # noqa: F401
+
+app_name = "reviews"
+
+urlpatterns: list = []
