@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from annotator import services
 from annotator.models import Assignment, Dataset, Label, Membership, Sample
+from reviews.models import ReviewDecision, ReviewItem, StatusChange
 from tests.conftest import MembershipFactory, SampleFactory, UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -80,7 +81,11 @@ def _assert_every_sample_has_k_labels_from_k_people(dataset: Dataset, n_samples:
     # nobody was given a sample twice (the unique constraint would raise, but say it outright)
     pairs = list(Assignment.objects.filter(dataset=dataset).values_list("sample_id", "annotator_id"))
     assert len(pairs) == len(set(pairs))
-    assert list(Sample.objects.filter(dataset=dataset).values_list("label_count", "status").order_by().distinct()) == [(K, Sample.Status.IN_REVIEW)]
+    # every label accepts with the same scores, so the default rule approved each sample as it completed
+    assert list(Sample.objects.filter(dataset=dataset).values_list("label_count", "status").order_by().distinct()) == [(K, Sample.Status.APPROVED)]
+    assert ReviewDecision.objects.filter(dataset=dataset, reviewer=None).count() == n_samples
+    assert ReviewItem.objects.filter(dataset=dataset, is_open=False).count() == n_samples
+    assert StatusChange.objects.filter(dataset=dataset, to_status=Sample.Status.APPROVED).count() == n_samples
     assert not Assignment.objects.filter(dataset=dataset, status=Assignment.Status.RESERVED).exists()
 
 
@@ -135,7 +140,7 @@ def test_abandoned_reservations_hold_samples_only_until_they_lapse(dataset):
 
     # then exactly the samples under a live abandoned reservation are short of labels
     assert len(abandoned) > 0
-    short = set(Sample.objects.filter(dataset=dataset).exclude(status=Sample.Status.IN_REVIEW).values_list("id", flat=True))
+    short = set(Sample.objects.filter(dataset=dataset).exclude(status=Sample.Status.APPROVED).values_list("id", flat=True))
     assert short == held
     assert Assignment.objects.filter(dataset=dataset, status=Assignment.Status.RESERVED).count() == len(abandoned)
     for sample in Sample.objects.filter(pk__in=held):
@@ -158,8 +163,9 @@ def test_abandoned_reservations_hold_samples_only_until_they_lapse(dataset):
     assert came_back + expired == len(abandoned)
 
     # and a late submit of a reservation that lapsed and was taken by others is refused, writing nothing
+    # (the sample those others completed is approved by now, so the refusal says it is reviewed)
     for assignment in lapsed.filter(status=Assignment.Status.EXPIRED).select_related("annotator"):
-        with pytest.raises(services.AssignmentGone):
+        with pytest.raises(services.LabelLocked):
             services.assignment_submit(user=assignment.annotator, dataset=dataset, assignment_id=assignment.pk, values=ACCEPT, now=later)
     assert Label.objects.filter(dataset=dataset).count() == K * 200
 
