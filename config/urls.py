@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/v1/", include("annotator.api_urls")),
     path("api/v1/", include("scoring.api_urls")),
     path("api/v1/", include("reviews.api_urls")),
+    path("api/v1/", include("exports.api_urls")),
     path("", include("exports.urls")),
     path("", include("scoring.urls")),
     path("", include("reviews.urls_desk")),

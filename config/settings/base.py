@@ -151,6 +151,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_ROOT = Path(os.environ.get("SFTDESK_MEDIA_ROOT") or VAR_DIR / "media")
 MEDIA_URL = "media/"  # never served: uploads are read by workers, not published
+# Built exports: immutable files under <root>/<dataset id>/<export id>/, served by the pull API.
+EXPORT_ROOT = Path(os.environ.get("SFTDESK_EXPORT_ROOT") or VAR_DIR / "exports")
 
 # Uploads stream to a temporary file past 2.5 MB; the first handler refuses bodies over the cap
 # while they arrive, before anything is spooled.

@@ -20,6 +20,7 @@ from .base import STATIC_ROOT  # noqa: E402
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = Path(os.environ.get("SFTDESK_MEDIA_ROOT") or Path(os.environ["SFTDESK_VAR_DIR"]) / "media")
+EXPORT_ROOT = Path(os.environ.get("SFTDESK_EXPORT_ROOT") or Path(os.environ["SFTDESK_VAR_DIR"]) / "exports")
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 if not os.environ.get("REDIS_URL"):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
