@@ -85,7 +85,8 @@ def fleiss_kappa(matrix: np.ndarray) -> float | None:
     if full.shape[0] < 2 or full.shape[1] < 2:
         return None
     table, _categories = aggregate_raters(full.T.astype(int))
-    value = sm_fleiss(table, method="fleiss")
+    with np.errstate(invalid="ignore", divide="ignore"):  # one category everywhere: undefined, said as None
+        value = sm_fleiss(table, method="fleiss")
     return None if math.isnan(value) else float(value)
 
 

@@ -152,7 +152,8 @@ def annotator_stats(dataset: Dataset) -> list[dict]:
 
 def conflict_queue(dataset: Dataset, *, reason: str = "") -> QuerySet[ReviewItem]:
     """Open review items, worst first then oldest; `reason` keeps those with that reason code."""
-    qs = ReviewItem.objects.filter(dataset=dataset, is_open=True).select_related("sample").order_by("-severity", "routed_at", "id")
+    qs = (ReviewItem.objects.filter(dataset=dataset, is_open=True).select_related("sample")
+          .defer("sample__messages", "sample__source", "sample__text", "sample__meta").order_by("-severity", "routed_at", "id"))
     if reason:
         if connection.vendor == "postgresql":
             qs = qs.filter(reasons__contains=[{"code": reason}])
@@ -188,6 +189,11 @@ def review_item_next(dataset: Dataset, *, after: ReviewItem | None = None, reaso
     return qs.first()
 
 
+def decision_list(sample: Sample) -> list[ReviewDecision]:
+    """The sample's decisions, newest first, with who took them and the revision each made."""
+    return list(ReviewDecision.objects.filter(sample=sample).select_related("reviewer", "revision").order_by("-created_at", "-id"))
+
+
 def sample_review(dataset: Dataset, sample: Sample) -> dict:
     """What a reviewer needs to decide one sample: its current labels with annotator names, its review
     item (consensus and reasons), its decisions and revisions, and the conversation as it stands."""
@@ -195,7 +201,7 @@ def sample_review(dataset: Dataset, sample: Sample) -> dict:
 
     labels = list(Label.objects.filter(sample=sample, is_current=True).select_related("annotator").order_by("annotator__username"))
     item = ReviewItem.objects.filter(sample=sample).first()
-    decisions = list(ReviewDecision.objects.filter(sample=sample).select_related("reviewer", "revision").order_by("-created_at", "-id"))
+    decisions = decision_list(sample)
     messages, revision = current_answer(sample)
     return {"labels": labels, "item": item, "decisions": decisions, "messages": messages, "revision": revision}
 

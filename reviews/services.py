@@ -84,7 +84,7 @@ def review_decide(
         if sample is None:
             raise Http404("No such sample.")
         if sample.version != expected_version:
-            latest = ReviewDecision.objects.select_related("reviewer").filter(sample=sample).order_by("-created_at", "-id").first()
+            latest = ReviewDecision.objects.select_related("reviewer", "revision").filter(sample=sample).order_by("-created_at", "-id").first()
             if latest is not None and latest.sample_version < expected_version:
                 latest = None  # the change the reviewer missed is in the labels, not a decision
             raise DecisionConflict(sample=sample, latest=latest)

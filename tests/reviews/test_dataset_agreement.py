@@ -10,9 +10,10 @@ from django.core.management import call_command
 from sklearn.metrics import cohen_kappa_score
 
 from annotator import services
-from annotator.models import Membership
+from annotator.models import Assignment, Membership
 from reviews import agreement
-from reviews.selectors import dataset_agreement
+from reviews.models import ReviewItem
+from reviews.selectors import annotator_stats, dataset_agreement
 from tests.conftest import MembershipFactory, SampleFactory, UserFactory
 
 A = [1, 2, 3, 4, 5, 5, 2, 3]
@@ -68,3 +69,110 @@ def test_the_command_names_an_unknown_dataset(db):
 
     with pytest.raises(CommandError, match="no dataset with slug 'nope'"):
         call_command("agreement", "nope")
+
+
+# --- per annotator -------------------------------------------------------------------------------
+# Three annotators, k=3. Completeness: ann_a always 4, ann_b 3, ann_c 2 (consensus median 3).
+#   s1: a accept acc 5 / b accept 4 / c reject 1    -> consensus accept, accuracy 4
+#   s2: a accept 4 / b needs_fix 3 / c needs_fix 2  -> consensus needs_fix, accuracy 3
+#   s3: a accept 5 / b accept 5 / c accept 5        -> consensus accept, accuracy 5
+#   g:  labelled like s1, then made gold {verdict accept, accuracy 5}: scored, never compared
+#   s5: a and b only (c skips it), so it has no consensus: counted as a label, never compared
+# Time on task: a 60 s per label and a 240 s revision of s5; b 120 s; c 90 s.
+
+def _stats_fixture(dataset):
+    services.annotation_settings_set(actor=None, dataset=dataset, values={"overlap": 3})
+    a, b, c = (UserFactory(username=n) for n in ("ann_a", "ann_b", "ann_c"))
+    for u in (a, b, c):
+        MembershipFactory(user=u, dataset=dataset, role=Membership.Role.ANNOTATOR)
+    samples = {name: SampleFactory(dataset=dataset, external_id=name) for name in ("s1", "s2", "s3", "g", "s5")}
+    services.queue_rank_refresh(dataset=dataset)
+
+    def lb(verdict, acc, comp, seconds):
+        values = {"accuracy": acc, "completeness": comp, "conciseness": 3, "verdict": verdict, "time_spent_s": seconds}
+        if verdict == "needs_fix":
+            values["corrected_answer"] = "A better answer."
+        return values
+
+    plan = {
+        a: {"s1": lb("accept", 5, 4, 60), "s2": lb("accept", 4, 4, 60), "s3": lb("accept", 5, 4, 60), "g": lb("accept", 5, 4, 60),
+            "s5": lb("accept", 1, 4, 60)},
+        b: {"s1": lb("accept", 4, 3, 120), "s2": lb("needs_fix", 3, 3, 120), "s3": lb("accept", 5, 3, 120), "g": lb("accept", 3, 3, 120),
+            "s5": lb("reject", 5, 3, 120)},
+        c: {"s1": lb("reject", 1, 2, 90), "s2": lb("needs_fix", 2, 2, 90), "s3": lb("accept", 5, 2, 90), "g": lb("reject", 1, 2, 90)},
+    }
+    for user, mine in plan.items():
+        while (asg := services.assignment_next(user=user, dataset=dataset)) is not None:
+            values = mine.get(asg.sample.external_id)
+            if values is None:
+                services.assignment_skip(user=user, dataset=dataset, assignment_id=asg.pk, reason="not for me")
+            else:
+                services.assignment_submit(user=user, dataset=dataset, assignment_id=asg.pk, values=values)
+    s5_of_a = Assignment.objects.get(annotator=a, sample=samples["s5"])
+    services.assignment_submit(user=a, dataset=dataset, assignment_id=s5_of_a.pk, values=lb("accept", 2, 4, 240))
+    services.gold_set(actor=None, dataset=dataset, sample=samples["g"], values={"verdict": "accept", "accuracy": 5})
+    return samples
+
+
+def test_annotator_stats_against_hand_computed_values(dataset):
+    samples = _stats_fixture(dataset)
+    # the consensus the figures are measured against
+    review = {r.sample.external_id: r for r in ReviewItem.objects.filter(sample__in=[samples[n] for n in ("s1", "s2", "s3")])}
+    assert {n: (r.verdict, r.accuracy, r.completeness) for n, r in review.items()} == {
+        "s1": ("accept", 4.0, 3.0), "s2": ("needs_fix", 3.0, 3.0), "s3": ("accept", 5.0, 3.0)}
+    assert not ReviewItem.objects.filter(sample=samples["s5"]).exists()
+
+    stats = {row["annotator"]: row for row in annotator_stats(dataset)}
+    assert list(stats) == ["ann_a", "ann_b", "ann_c"]
+    a, b, c = stats["ann_a"], stats["ann_b"], stats["ann_c"]
+    # current labels, the gold sample apart (s5 counts: it is a label, just not comparable yet)
+    assert (a["labels"], b["labels"], c["labels"]) == (4, 4, 3)
+    # agreement with the consensus verdict on s1-s3: a misses s2, c misses s1
+    assert (a["compared"], b["compared"], c["compared"]) == (3, 3, 3)
+    assert a["agreement"] == pytest.approx(2 / 3) and b["agreement"] == 1.0 and c["agreement"] == pytest.approx(2 / 3)
+    # leniency: mean (own - consensus median) over s1-s3
+    assert a["leniency"] == pytest.approx({"accuracy": (1 + 1 + 0) / 3, "completeness": 1.0, "conciseness": 0.0})
+    assert b["leniency"] == pytest.approx({"accuracy": 0.0, "completeness": 0.0, "conciseness": 0.0})
+    assert c["leniency"] == pytest.approx({"accuracy": (-3 - 1 + 0) / 3, "completeness": -1.0, "conciseness": 0.0})
+    assert a["leniency"]["accuracy"] > 0 > c["leniency"]["accuracy"]
+    # gold: verdict exact, accuracy within one point of 5
+    assert (a["gold_n"], a["gold_accuracy"]) == (1, 1.0)
+    assert (b["gold_n"], b["gold_accuracy"]) == (1, 0.5)  # accept right, 3 is two points off
+    assert (c["gold_n"], c["gold_accuracy"]) == (1, 0.0)
+    # labels per hour: every label version over the time on task
+    assert a["hours"] == pytest.approx((5 * 60 + 240) / 3600) and a["labels_per_hour"] == pytest.approx(6 / ((5 * 60 + 240) / 3600))
+    assert b["hours"] == pytest.approx(600 / 3600) and b["labels_per_hour"] == pytest.approx(30.0)
+    assert c["hours"] == pytest.approx(360 / 3600) and c["labels_per_hour"] == pytest.approx(40.0)
+    # skip rate: skipped / (submitted + skipped) assignments
+    assert (a["skipped"], a["skip_rate"]) == (0, 0.0)
+    assert (b["skipped"], b["skip_rate"]) == (0, 0.0)
+    assert (c["skipped"], c["skip_rate"]) == (1, pytest.approx(1 / 5))
+
+
+def test_the_command_prints_the_annotator_table_and_json(dataset, capsys):
+    _stats_fixture(dataset)
+    call_command("agreement", dataset.slug, "--resamples", "0")
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    header = lines.index(next(line for line in lines if line.startswith("Annotators (")))
+    table = [line.split("  ") for line in lines[header + 1:]]
+    assert [cell for cell in table[0] if cell] == ["annotator", "labels", "agreement", "leniency acc/comp/conc", "gold accuracy",
+                                                   "labels/hour", "skip rate"]
+    rows = {line.split()[0]: line for line in lines[header + 2:]}
+    assert set(rows) == {"ann_a", "ann_b", "ann_c"}
+    assert rows["ann_a"].split() == ["ann_a", "4", "0.667", "n=3", "+0.67", "+1.00", "+0.00", "1.000", "n=1", "40.0", "0.000", "(0", "skipped)"]
+    assert rows["ann_b"].split() == ["ann_b", "4", "1.000", "n=3", "+0.00", "+0.00", "+0.00", "0.500", "n=1", "30.0", "0.000", "(0", "skipped)"]
+    assert rows["ann_c"].split() == ["ann_c", "3", "0.667", "n=3", "-1.33", "-1.00", "+0.00", "0.000", "n=1", "40.0", "0.200", "(1", "skipped)"]
+
+    call_command("agreement", dataset.slug, "--format", "json", "--resamples", "0")
+    data = json.loads(capsys.readouterr().out)
+    assert data["annotators"] == json.loads(json.dumps(annotator_stats(dataset)))
+    assert [a["annotator"] for a in data["annotators"]] == ["ann_a", "ann_b", "ann_c"]
+    assert {c["criterion"] for c in data["criteria"]} >= {"accuracy", "completeness", "verdict"}
+
+
+def test_the_command_on_a_dataset_without_labels(dataset, capsys):
+    call_command("agreement", dataset.slug)
+    assert capsys.readouterr().out == f"{dataset.slug}: no labels to compare yet\n"
+    call_command("agreement", dataset.slug, "--format", "json")
+    assert json.loads(capsys.readouterr().out)["annotators"] == []
