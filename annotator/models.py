@@ -117,7 +117,7 @@ class Sample(models.Model):
     flag_count = models.PositiveIntegerField(default=0, help_text=_("Metric flags, written by scoring."))
     label_count = models.PositiveSmallIntegerField(default=0, help_text=_("Submitted labels, written by the assignment engine."))
     queue_rank = models.BigIntegerField(null=True, blank=True, help_text=_("Place in the annotation queue (the dataset's order)."))
-    version = models.PositiveIntegerField(default=0, help_text=_("Goes up with every review decision and every label change of a "
+    version = models.PositiveIntegerField(default=0, db_default=0, help_text=_("Goes up with every review decision and every label change of a "
                                                                  "sample in review: reviewers' optimistic lock."))
     created_at = models.DateTimeField(auto_now_add=True)
 

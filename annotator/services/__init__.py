@@ -385,8 +385,8 @@ class _CopySink:
         self.cursor.execute(
             f"""
             INSERT INTO {table} (dataset_id, import_job_id, external_id, messages, source, text, task_type, language, meta,
-                                 content_hash, status, flag_count, label_count, created_at)
-            SELECT %s, %s, external_id, messages, source, text, task_type, language, meta, content_hash, %s, 0, 0, %s
+                                 content_hash, status, flag_count, label_count, version, created_at)
+            SELECT %s, %s, external_id, messages, source, text, task_type, language, meta, content_hash, %s, 0, 0, 0, %s
             FROM (SELECT DISTINCT ON (content_hash) * FROM {self.STAGE} ORDER BY content_hash, seq) first_of_each
             ORDER BY seq
             ON CONFLICT (dataset_id, content_hash) DO NOTHING
