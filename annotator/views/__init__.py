@@ -72,8 +72,15 @@ def sample_detail(request, slug: str, pk: int):
     can_review = dataset.my_role in (Membership.Role.OWNER, Membership.Role.REVIEWER)
     sample = selectors.sample_get(request.user, dataset, pk, with_scores=can_review)
     source_pretty = json.dumps(sample.source, ensure_ascii=False, indent=2)
+    audit = None
+    if can_review:  # the audit trail names annotators and shows their labels: reviewers and owners only
+        from reviews.selectors import audit_trail
+        from reviews.views.desk import audit_rows
+
+        audit = audit_rows(audit_trail(sample))
     return render(request, "annotator/sample_detail.html",
-                  {"dataset": dataset, "sample": sample, "source_pretty": source_pretty, "can_review": can_review})
+                  {"dataset": dataset, "sample": sample, "source_pretty": source_pretty, "can_review": can_review,
+                   "audit_trail": audit})
 
 
 @login_required
