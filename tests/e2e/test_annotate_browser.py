@@ -5,63 +5,15 @@ violation would be one)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from django.db import connections
 
 from annotator.models import Assignment, Label, Membership, Sample
-from tests.conftest import CHROMIUM, DatasetFactory, MembershipFactory, SampleFactory, UserFactory
+from tests.conftest import DatasetFactory, MembershipFactory, SampleFactory, UserFactory
+from tests.e2e.conftest import assert_clean, eventually, open_page, wait_js
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 EVIL = "<img src=x onerror=alert(1)>"
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls in the test are plain sync code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-        # ORM calls made while Playwright's loop runs get their own connection; close it so the
-        # test database can be dropped.
-        connections.close_all()
-
-
-def _open(browser, live_server, username: str):
-    """A fresh browser context (own cookies and localStorage), logged in."""
-    page = browser.new_context(locale="en-US").new_page()
-    page.dialogs, page.console_errors, page.page_errors = [], [], []
-    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
-    page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: page.page_errors.append(str(e)))
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "pw-for-tests")
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
-    return page
-
-
-def _eventually(check, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
-
-
-def _wait_js(page, expression: str, timeout=10.0) -> None:
-    """Poll an expression from here: wait_for_function evaluates strings with eval, which the CSP forbids."""
-    assert _eventually(lambda: page.evaluate(expression), timeout), expression
 
 
 def _focused_field(page) -> str | None:
@@ -71,13 +23,7 @@ def _focused_field(page) -> str | None:
 def _on(page, assignment: Assignment) -> None:
     """The assignment is the one on screen, and the address says so (a reload shows it again)."""
     page.wait_for_selector(f"#annotate-current #ws-{assignment.pk}")
-    _wait_js(page, f"location.pathname.endsWith('/annotate/{assignment.pk}/')")
-
-
-def _assert_clean(page) -> None:
-    assert page.dialogs == []
-    assert page.page_errors == []
-    assert page.console_errors == []
+    wait_js(page, f"location.pathname.endsWith('/annotate/{assignment.pk}/')")
 
 
 def test_two_annotators_label_blind_with_the_keyboard(browser, live_server):
@@ -95,7 +41,7 @@ def test_two_annotators_label_blind_with_the_keyboard(browser, live_server):
     base = f"{live_server.url}/d/kb/annotate/"
 
     # --- the first annotator: keyboard only --------------------------------------------------------
-    p1 = _open(browser, live_server, "ann1")
+    p1 = open_page(browser, live_server, "ann1")
     p1.goto(base)
     a1 = Assignment.objects.get(annotator=ann1, sample=evil)
     _on(p1, a1)
@@ -124,12 +70,12 @@ def test_two_annotators_label_blind_with_the_keyboard(browser, live_server):
     p1.keyboard.press("Control+Enter")  # from inside the editor
 
     _on(p1, a1_next)  # swapped in at once, the submit goes in the background
-    assert _eventually(lambda: Label.objects.filter(annotator=ann1).exists())
+    assert eventually(lambda: Label.objects.filter(annotator=ann1).exists())
     label = Label.objects.get(annotator=ann1)
     assert (label.accuracy, label.completeness, label.conciseness, label.difficulty, label.verdict) == (4, 5, 3, "medium", "needs_fix")
     assert label.corrected_answer.endswith("\nFixed by ann1: a s f r 5") and label.corrected_answer.startswith("It is an image tag:")
     assert label.time_spent_s > 0
-    _wait_js(p1, "document.querySelector('[data-progress=total]').textContent.trim() === '1'")
+    wait_js(p1, "document.querySelector('[data-progress=total]').textContent.trim() === '1'")
 
     # --- a reload mid-label restores the draft -----------------------------------------------------
     ws2 = f"#ws-{a1_next.pk}"
@@ -145,11 +91,11 @@ def test_two_annotators_label_blind_with_the_keyboard(browser, live_server):
     assert p1.is_checked(f"{ws2} input[name=completeness][value='3']")
     assert p1.is_checked(f"{ws2} input[name=verdict][value=reject]")
     assert p1.input_value(f"{ws2} textarea[name=corrected_answer]") == "5 (unsure)"
-    assert _eventually(lambda: Assignment.objects.get(pk=a1_next.pk).draft.get("accuracy") == "2")  # and the server's
-    _assert_clean(p1)
+    assert eventually(lambda: Assignment.objects.get(pk=a1_next.pk).draft.get("accuracy") == "2")  # and the server's
+    assert_clean(p1)
 
     # --- the second annotator never sees the first one's label --------------------------------------
-    p2 = _open(browser, live_server, "ann2")
+    p2 = open_page(browser, live_server, "ann2")
     p2.goto(base)
     a2 = Assignment.objects.get(annotator=ann2, sample=evil)
     _on(p2, a2)
@@ -163,7 +109,7 @@ def test_two_annotators_label_blind_with_the_keyboard(browser, live_server):
     p2.keyboard.press("Control+Enter")
     a2_next = Assignment.objects.get(annotator=ann2, sample=second)
     _on(p2, a2_next)
-    assert _eventually(lambda: Label.objects.filter(annotator=ann2).exists())
+    assert eventually(lambda: Label.objects.filter(annotator=ann2).exists())
     label2 = Label.objects.get(annotator=ann2)
     assert (label2.accuracy, label2.completeness, label2.conciseness, label2.difficulty, label2.verdict) == (5, 5, 4, "easy", "accept")
     assert label2.corrected_answer == ""
@@ -186,5 +132,5 @@ def test_two_annotators_label_blind_with_the_keyboard(browser, live_server):
 
     p2.goto(f"{live_server.url}/d/kb/my-labels/")
     assert "Fixed by ann1" not in p2.content() and p2.locator("table.my-labels tbody tr").count() == 1
-    _assert_clean(p2)
+    assert_clean(p2)
     assert Label.objects.count() == 2

@@ -6,61 +6,21 @@ once. No console errors (a CSP violation would be one)."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
-from django.db import connections
 
 from annotator.models import Sample
 from exports.models import ApiToken, Export
-from tests.conftest import CHROMIUM, SampleFactory
+from tests.conftest import SampleFactory
+from tests.e2e.conftest import eventually, open_page
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-        connections.close_all()
-
-
-def _open(browser, live_server, username: str):
-    page = browser.new_context(locale="en-US").new_page()
-    page.dialogs, page.console_errors, page.page_errors = [], [], []
-    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
-    page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: page.page_errors.append(str(e)))
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "pw-for-tests")
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
-    return page
-
-
-def _eventually(check, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
-
 
 def test_an_owner_previews_builds_and_makes_a_job_token(browser, live_server, owner, dataset, celery_worker_process):
     # given 9 approved samples (6 qa, 3 code) and 2 new ones
     for i in range(11):
         SampleFactory(dataset=dataset, status=Sample.Status.APPROVED if i < 9 else Sample.Status.NEW, task_type="qa" if i % 3 else "code")
-    page = _open(browser, live_server, owner.username)
+    page = open_page(browser, live_server, owner.username)
 
     # the dataset page links the exports; the exports page the form
     page.goto(f"{live_server.url}/d/{dataset.slug}/")
@@ -106,7 +66,7 @@ def test_an_owner_previews_builds_and_makes_a_job_token(browser, live_server, ow
     page.wait_for_selector("#new-key")
     key = page.inner_text("#new-key").strip()
     assert key.startswith("sft_")
-    token = _eventually(lambda: ApiToken.objects.filter(name="nightly").first())
+    token = eventually(lambda: ApiToken.objects.filter(name="nightly").first())
     assert (token.dataset_id, token.can_write, token.prefix) == (dataset.pk, False, key[:12])
     assert f"export SFTDESK_TOKEN={key}" in page.inner_text("#snippet-env")
     page.reload()

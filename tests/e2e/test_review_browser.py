@@ -14,7 +14,7 @@ from annotator.models import Membership, Sample, SampleRevision
 from reviews import services
 from reviews.models import ReviewDecision, ReviewItem
 from tests.conftest import DatasetFactory, MembershipFactory, SampleFactory, UserFactory
-from tests.e2e.test_annotate_browser import _assert_clean, _eventually, _open, _wait_js, browser  # noqa: F401 (fixture)
+from tests.e2e.conftest import assert_clean, eventually, open_page, wait_js
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -59,19 +59,19 @@ def _focused(page) -> str:
     return page.evaluate("document.activeElement ? (document.activeElement.name || document.activeElement.id || document.activeElement.tagName) : ''")
 
 
-def test_a_reviewer_works_through_the_queue_with_the_keyboard(browser, live_server, desk):  # noqa: F811
+def test_a_reviewer_works_through_the_queue_with_the_keyboard(browser, live_server, desk):
     capital, total, rita = desk["capital"], desk["sum"], desk["users"]["rita"]
-    page = _open(browser, live_server, "rita")
+    page = open_page(browser, live_server, "rita")
     page.goto(f"{live_server.url}/d/rv/review/")
     queue = page.inner_text("#queue-table")
     assert "verdicts differ: accept 1, reject 1" in queue and "Capital of France?" in queue
 
     # the queue: j highlights the first row, Enter opens it
     page.keyboard.press("j")
-    _wait_js(page, f"document.activeElement.closest('tr') && document.activeElement.closest('tr').dataset.sample === '{capital.pk}'")
+    wait_js(page, f"document.activeElement.closest('tr') && document.activeElement.closest('tr').dataset.sample === '{capital.pk}'")
     with page.expect_navigation():
         page.keyboard.press("Enter")
-    _wait_js(page, f"location.pathname === '/d/rv/review/{capital.pk}/'")
+    wait_js(page, f"location.pathname === '/d/rv/review/{capital.pk}/'")
     headers = page.inner_text(".labels-compare thead")
     assert "ann1" in headers and "ann2" in headers
     assert page.locator(".conversation img, .labels-compare img").count() == 0
@@ -88,9 +88,9 @@ def test_a_reviewer_works_through_the_queue_with_the_keyboard(browser, live_serv
     assert page.is_checked("#decision-form input[name=decision][value=approve]")
     page.keyboard.press("Control+Enter")
     page.wait_for_selector(f"#review-workspace[data-sample='{total.pk}']")
-    _wait_js(page, f"location.pathname === '/d/rv/review/{total.pk}/'")
+    wait_js(page, f"location.pathname === '/d/rv/review/{total.pk}/'")
     assert "Approved sample capital." in page.inner_text("[data-done]")
-    assert _eventually(lambda: ReviewDecision.objects.filter(sample=capital).exists())
+    assert eventually(lambda: ReviewDecision.objects.filter(sample=capital).exists())
     first = ReviewDecision.objects.get(sample=capital)
     assert (first.reviewer_id, first.decision, first.revision_id) == (rita.pk, "approve", None)
     assert Sample.objects.get(pk=capital.pk).status == Sample.Status.APPROVED
@@ -102,14 +102,14 @@ def test_a_reviewer_works_through_the_queue_with_the_keyboard(browser, live_serv
     page.keyboard.press("e")
     assert _focused(page) == "answer"
     page.keyboard.type(" (two plus two: a r n p 5)")  # letters and digits are text here, not shortcuts
-    _wait_js(page, "Array.from(document.querySelectorAll('#decision-form [data-edit-diff] ins')).map((e) => e.textContent).join('')"
+    wait_js(page, "Array.from(document.querySelectorAll('#decision-form [data-edit-diff] ins')).map((e) => e.textContent).join('')"
                    ".includes('two plus two: a r n p')")
     page.keyboard.press("Tab")
     assert _focused(page) == "rationale"
     page.keyboard.type("ann1 had the number; spelled out why.")
     with page.expect_navigation():
         page.keyboard.press("Control+Enter")  # the last item: back to the queue
-    _wait_js(page, "location.pathname === '/d/rv/review/'")
+    wait_js(page, "location.pathname === '/d/rv/review/'")
     assert "The queue is empty." in page.inner_text(".messages")
     assert "Nothing waits for a reviewer" in page.inner_text("#queue-table")
 
@@ -121,12 +121,12 @@ def test_a_reviewer_works_through_the_queue_with_the_keyboard(browser, live_serv
     assert revision.messages[-1] == {"role": "assistant", "content": "4 (two plus two: a r n p 5)"}
     assert Sample.objects.get(pk=total.pk).status == Sample.Status.APPROVED
     assert ReviewDecision.objects.count() == 2 and not ReviewItem.objects.filter(is_open=True).exists()
-    _assert_clean(page)
+    assert_clean(page)
 
 
-def test_a_second_reviewer_on_a_stale_page_sees_the_first_decision_and_keeps_their_text(browser, live_server, desk):  # noqa: F811
+def test_a_second_reviewer_on_a_stale_page_sees_the_first_decision_and_keeps_their_text(browser, live_server, desk):
     capital, rita = desk["capital"], desk["users"]["rita"]
-    page = _open(browser, live_server, "rob")
+    page = open_page(browser, live_server, "rob")
     page.goto(f"{live_server.url}/d/rv/review/{capital.pk}/")
     page.wait_for_selector(f"#review-workspace[data-sample='{capital.pk}']")
     # meanwhile rita rejects it
