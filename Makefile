@@ -72,6 +72,10 @@ bench-annotate: install
 bench-export: install
 	$(BIN)/python bench/export.py
 
+# Dashboard selectors and page at 1,000,000 samples (PostgreSQL database sftdesk_bench_dash, built once and reused).
+bench-dashboard: install
+	$(BIN)/python bench/dashboard.py
+
 messages: install
 	$(BIN)/python manage.py makemessages -l zh_Hans --ignore=.venv --ignore=var --ignore=tests --ignore=bench
 	$(BIN)/python manage.py compilemessages --ignore=.venv

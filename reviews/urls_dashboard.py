@@ -1,7 +1,12 @@
 """The review dashboard pages."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from .views import dashboard
 
 app_name = "dashboard"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("d/<slug:slug>/dashboard/", dashboard.index, name="index"),
+    path("d/<slug:slug>/dashboard/agreement/", dashboard.agreement, name="agreement"),
+]

@@ -1,10 +1,15 @@
-"""The access sweep: every route of the `annotator` namespace (annotator/urls.py) and of
-annotator/api_urls.py, found from the URL resolver, tried with every method it takes:
+"""The access sweep: every route of the `annotator` namespace (annotator/urls.py), of the review
+desk's `reviews` and `dashboard` namespaces (reviews/urls_desk.py, reviews/urls_dashboard.py) and of
+annotator/api_urls.py and reviews/api_urls.py, found from the URL resolver, tried with every method
+it takes:
 
 1. someone who is not a member of dataset A gets 404 on A's objects and learns nothing of them;
 2. a second annotator gets 404 on every URL that carries the first annotator's assignment (or label),
-   and no response to them anywhere contains the first annotator's label values or draft;
-3. neither request changes anything that is not the caller's own.
+   and no response to them anywhere contains another annotator's label values or draft, or a
+   reviewer's decision;
+3. every review route (queue, adjudication, dashboard, review API) answers 404 to the dataset's own
+   annotators, as to an outsider;
+4. no request changes anything that is not the caller's own.
 
 Routes are not listed by hand: a new route is swept as soon as it exists. A route with a URL kwarg the
 sweep cannot fill fails `test_every_route_can_be_filled` (add its filler below); a route without a
@@ -14,6 +19,7 @@ dataset in its URL fails unless it is in NOT_DATASET_SCOPED with the reason.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from dataclasses import dataclass
 
@@ -36,6 +42,9 @@ from annotator.models import (
     SampleRevision,
     Suggestion,
 )
+from annotator.services.label_import import labels_import
+from reviews.models import AgreementReport, ReviewDecision, ReviewItem, StatusChange
+from reviews.services import review_decide
 from tests.conftest import DatasetFactory, MembershipFactory, SampleFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +57,11 @@ NOT_DATASET_SCOPED = {
     "annotator:dataset_create": "creates a new dataset; there is nothing of anyone else's to reach",
     "api-datasets": "lists the caller's own datasets or creates one (checked below: A is not among the outsider's)",
 }
+# Where the review desk's routes come from: their namespaces and API module. Only owners and reviewers
+# of the dataset reach them; annotators get 404 like outsiders.
+REVIEW_NAMESPACES = ("reviews", "dashboard")
+API_MODULES = ("annotator.api_urls", "reviews.api_urls")
+REVIEW_MODULES = ("reviews.api_urls",)
 # URL kwargs that name dataset A.
 DATASET_KWARGS = ("slug", "dataset_id")
 # What a bare `pk` means, by the URL segment before it.
@@ -57,6 +71,7 @@ PK_BY_SEGMENT = {
     "annotate": "assignment_id", "assignments": "assignment_id", "assignment": "assignment_id",
     "labels": "label_id", "label": "label_id", "my-labels": "label_id",
     "members": "user_id", "member": "user_id",
+    "review": "sample_id",  # the adjudication page of a sample: d/<slug>/review/<pk>/
 }
 # Kwargs whose objects belong to ann1 alone: ann2 must get 404 wherever they appear.
 ANN1_OWN = ("assignment_id", "label_id")
@@ -64,7 +79,9 @@ ANN1_OWN = ("assignment_id", "label_id")
 SECRET_COMMENT = "zqx-ann1-comment-5b7e"
 SECRET_ANSWER = "zqx-ann1-corrected-answer-9c41"
 SECRET_DRAFT = "zqx-ann1-draft-3d82"
-SECRETS = (SECRET_COMMENT, SECRET_ANSWER, SECRET_DRAFT)
+SECRET_ANN3 = "zqx-ann3-comment-a1f6"
+SECRET_RATIONALE = "zqx-owner-rationale-e09b"
+SECRETS = (SECRET_COMMENT, SECRET_ANSWER, SECRET_DRAFT, SECRET_ANN3, SECRET_RATIONALE)
 A_NAME = "Alpha-private-dataset-77e1"
 A_TEXT = "alpha-only-question-41d0"
 
@@ -78,6 +95,7 @@ class Route:
     route: str  # the full route, e.g. "api/v1/datasets/<int:dataset_id>/"
     pattern: URLPattern
     is_api: bool
+    is_review: bool = False
 
     @property
     def kwargs(self) -> list[str]:
@@ -109,22 +127,23 @@ class Route:
 FILLABLE = ("slug", "dataset_id", "sample_id", "import_id", "assignment_id", "label_id", "user_id")
 
 
-def _walk(patterns, prefix: str, namespace: str, in_scope: bool, is_api: bool):
+def _walk(patterns, prefix: str, namespace: str, in_scope: bool, is_api: bool, is_review: bool):
     for p in patterns:
         if isinstance(p, URLResolver):
             module = getattr(p.urlconf_name, "__name__", p.urlconf_name)
-            api = is_api or module == "annotator.api_urls"
-            scoped = in_scope or api or p.namespace == "annotator"
-            yield from _walk(p.url_patterns, prefix + str(p.pattern), ":".join(filter(None, [namespace, p.namespace])), scoped, api)
+            api = is_api or module in API_MODULES
+            review = is_review or module in REVIEW_MODULES or p.namespace in REVIEW_NAMESPACES
+            scoped = in_scope or api or review or p.namespace == "annotator"
+            yield from _walk(p.url_patterns, prefix + str(p.pattern), ":".join(filter(None, [namespace, p.namespace])), scoped, api, review)
         elif in_scope:
             route = prefix + str(p.pattern)
             assert isinstance(p.pattern, RoutePattern), f"{route}: use path(); the sweep reads routes, not regexes"
             assert p.name, f"{route}: every route needs a name"
-            yield Route(name=f"{namespace}:{p.name}" if namespace else p.name, route=route, pattern=p, is_api=is_api)
+            yield Route(name=f"{namespace}:{p.name}" if namespace else p.name, route=route, pattern=p, is_api=is_api, is_review=is_review)
 
 
 def swept_routes() -> list[Route]:
-    return list(_walk(get_resolver().url_patterns, "", "", False, False))
+    return list(_walk(get_resolver().url_patterns, "", "", False, False, False))
 
 
 ROUTES = swept_routes()
@@ -136,6 +155,13 @@ def test_the_sweep_finds_the_routes():
         "annotator:dataset_list", "annotator:dataset_detail", "annotator:sample_detail", "annotator:import_create",
         "api-datasets", "api-sample", "api-annotation-next", "api-assignment-submit", "api-labels-mine", "api-suggestions",
     } <= names
+    review = {r.name for r in ROUTES if r.is_review}
+    assert {
+        "reviews:queue", "reviews:adjudicate", "dashboard:index",
+        "api-review-agreement", "api-review-annotators", "api-review-conflicts", "api-review-settings", "api-review-sample",
+        "api-review-decisions", "api-review-audit",
+    } <= review
+    assert not {n for n in review if not n.startswith(("reviews:", "dashboard:", "api-review-"))}, review
     assert all(r.is_api == r.name.startswith("api-") for r in ROUTES), [r.name for r in ROUTES if r.is_api != r.name.startswith("api-")]
     assert len(names) == len(ROUTES), "route names must be unique"
 
@@ -161,6 +187,7 @@ class Scenario:
     outsider: object
     labelled: Sample  # carries ann1's submitted label
     reserved: Sample  # carries ann1's live reservation (with a draft)
+    decided: Sample  # labelled by ann1 and ann3, rejected by the owner with a rationale
     submitted_assignment: Assignment
     reserved_assignment: Assignment
     label: Label
@@ -170,7 +197,7 @@ class Scenario:
         return {
             "slug": [self.a.slug],
             "dataset_id": [self.a.pk],
-            "sample_id": [self.labelled.pk, self.reserved.pk],
+            "sample_id": [self.labelled.pk, self.reserved.pk, self.decided.pk],
             "import_id": [self.job.pk],
             "assignment_id": [self.submitted_assignment.pk, self.reserved_assignment.pk],
             "label_id": [self.label.pk],
@@ -179,7 +206,7 @@ class Scenario:
 
 
 @pytest.fixture
-def scenario(db) -> Scenario:
+def scenario(db, tmp_path) -> Scenario:
     owner, ann1, ann2, outsider = (UserFactory(username=n) for n in ("owner-a", "ann1", "ann2", "owner-b"))
     a = DatasetFactory(name=A_NAME, slug="alpha")
     for user, role in ((owner, Role.OWNER), (ann1, Role.ANNOTATOR), (ann2, Role.ANNOTATOR)):
@@ -204,10 +231,26 @@ def scenario(db) -> Scenario:
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.status, second.status) == (Assignment.Status.SUBMITTED, Assignment.Status.RESERVED)
+    # A sample labelled by ann1 and ann3 (moved in from another tool) and rejected by the owner: its
+    # labels and the decision are for the owner and reviewers only.
+    decided = SampleFactory(dataset=a, external_id="decided-1", messages=[
+        {"role": "user", "content": f"{A_TEXT} decided?"}, {"role": "assistant", "content": "Decided answer."}])
+    rows = [
+        {"external_id": "decided-1", "annotator": "ann1", "accuracy": 2, "completeness": 3, "conciseness": 3, "verdict": "needs_fix",
+         "corrected_answer": SECRET_ANSWER, "comment": SECRET_COMMENT},
+        {"external_id": "decided-1", "annotator": "ann3", "accuracy": 1, "completeness": 2, "conciseness": 3, "verdict": "reject",
+         "comment": SECRET_ANN3},
+    ]
+    (tmp_path / "labels.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    labels_import(dataset=a, path=tmp_path / "labels.jsonl")
+    decided.refresh_from_db()
+    assert decided.status == Sample.Status.IN_REVIEW
+    review_decide(user=owner, dataset=a, sample_id=decided.pk, decision="reject", rationale=SECRET_RATIONALE,
+                  expected_version=decided.version)
     by_pk = {s.pk: s for s in samples}
     return Scenario(
         a=a, b=b, owner=owner, ann1=ann1, ann2=ann2, outsider=outsider, labelled=by_pk[first.sample_id],
-        reserved=by_pk[second.sample_id], submitted_assignment=first, reserved_assignment=second, label=label, job=job,
+        reserved=by_pk[second.sample_id], decided=decided, submitted_assignment=first, reserved_assignment=second, label=label, job=job,
     )
 
 
@@ -267,12 +310,18 @@ def snapshot(*, exclude_annotator=None) -> dict:
         "labels": list(Label.objects.order_by("pk").values()),
         "gold": list(GoldLabel.objects.order_by("pk").values()),
         "suggestions": list(Suggestion.objects.order_by("pk").values()),
+        "review_items": list(ReviewItem.objects.order_by("pk").values()),
+        "decisions": list(ReviewDecision.objects.order_by("pk").values()),
+        "status_changes": list(StatusChange.objects.order_by("pk").values()),
+        "agreement_reports": list(AgreementReport.objects.order_by("pk").values()),
     }
 
 
-def sweep(client: APIClient, scenario: Scenario):
-    """Yield (call, method, htmx, response) for every route, filled URL and method."""
+def sweep(client: APIClient, scenario: Scenario, *, only_review: bool = False):
+    """Yield (call, method, htmx, response) for every route (or every review route), filled URL and method."""
     for call in calls(scenario):
+        if only_review and not call.route.is_review:
+            continue
         for method in call.route.methods:
             yield call, method, False, request(client, call, method)
             if method == "GET" and not call.route.is_api:
@@ -343,3 +392,45 @@ def test_the_second_annotator_is_served_the_first_ones_samples_without_their_val
         seen.add(assignment["sample"]["id"])
         client.post(f"/api/v1/datasets/{scenario.a.pk}/assignments/{assignment['id']}/skip/", {"reason": "sweep"}, format="json")
     assert {scenario.labelled.pk, scenario.reserved.pk} <= seen
+
+
+def test_every_review_route_answers_404_to_the_datasets_own_annotators(scenario):
+    """The queue, adjudication, dashboards and the review API are for owners and reviewers: ann1 (whose
+    labels are there) and ann2 get 404 like an outsider, and see no label, decision or rationale."""
+    review_routes = [r for r in ROUTES if r.is_review]
+    assert review_routes
+    before = snapshot()
+    for annotator in (scenario.ann1, scenario.ann2):
+        client = APIClient()
+        client.force_login(annotator)
+        others = [s for s in SECRETS if annotator != scenario.ann1 or s in (SECRET_ANN3, SECRET_RATIONALE)]
+        problems, found = [], {}
+        for call, method, htmx, response in sweep(client, scenario, only_review=True):
+            where = f"{annotator.username}: {method} {call.url}{' (htmx)' if htmx else ''} [{call.route.name}] -> {response.status_code}"
+            leaked = [s for s in (*others, A_NAME) if s in body(response)]
+            if leaked:
+                problems.append(f"{where}: the body contains {leaked}")
+            found.setdefault(call.url, set()).add(response.status_code)
+            allowed = {404} if call.route.is_drf else {404, 405}
+            if response.status_code not in allowed:
+                problems.append(f"{where}: expected 404")
+        problems += [f"{annotator.username}: {url}: no method answered 404 ({sorted(codes)})" for url, codes in found.items() if 404 not in codes]
+        assert not problems, "\n".join(problems)
+        assert {c.route.name for c in calls(scenario) if c.route.is_review} == {r.name for r in review_routes}
+    assert snapshot() == before
+
+
+def test_the_owner_does_reach_the_review_routes(scenario):
+    """The 404s above mean something only if the same URLs answer the owner."""
+    client = APIClient()
+    client.force_login(scenario.owner)
+    problems = []
+    for call in calls(scenario):
+        if not call.route.is_review or "GET" not in call.route.methods:
+            continue
+        response = client.get(call.url)
+        if response.status_code not in ((200, 302) if call.route.is_drf else (200, 302, 405)):  # a POST-only function view: 405
+            problems.append(f"GET {call.url} [{call.route.name}] -> {response.status_code}")
+    assert not problems, "\n".join(problems)
+    decided = client.get(f"/api/v1/datasets/{scenario.a.pk}/review/samples/{scenario.decided.pk}/").json()
+    assert SECRET_RATIONALE in json.dumps(decided) and SECRET_ANN3 in json.dumps(decided)
