@@ -168,16 +168,21 @@ class ExportListApi(APIView):
     )
     def post(self, request, dataset_id: int):
         dataset = reads.exports_dataset(request.user, pk=dataset_id)
-        if not isinstance(request.data, Mapping):
-            return invalid_spec(SpecError({"spec": "must be an object"}))
         try:
-            export = services.export_create(user=request.user, dataset=dataset, spec=dict(request.data))
+            export = services.export_create(user=request.user, dataset=dataset, spec=_spec_body(request))
         except SpecError as exc:
             return invalid_spec(exc)
         url = export_api_path(export)
         response = Response({"id": export.pk, "status": export.status, "url": url}, status=status.HTTP_202_ACCEPTED)
         response["Location"] = url
         return response
+
+
+def _spec_body(request) -> dict:
+    """The request body as a spec, which must be a JSON object."""
+    if not isinstance(request.data, Mapping):
+        raise SpecError({"spec": "must be an object"})
+    return dict(request.data)
 
 
 class ExportPreviewApi(APIView):
@@ -195,10 +200,8 @@ class ExportPreviewApi(APIView):
     )
     def post(self, request, dataset_id: int):
         dataset = reads.exports_dataset(request.user, pk=dataset_id)
-        if not isinstance(request.data, Mapping):
-            return invalid_spec(SpecError({"spec": "must be an object"}))
         try:
-            preview = services.export_preview(user=request.user, dataset=dataset, spec=dict(request.data))
+            preview = services.export_preview(user=request.user, dataset=dataset, spec=_spec_body(request))
         except SpecError as exc:
             return invalid_spec(exc)
         return Response(preview)
