@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,6 +14,15 @@ from annotator.services import check_dataset_role
 from . import selectors, services
 
 REVIEWERS = [Membership.Role.OWNER, Membership.Role.REVIEWER]
+
+
+class WaitingOutput(serializers.Serializer):
+    queue = serializers.CharField(help_text="The Celery queue the run's current work waits on: cpu or gpu.")
+    stage = serializers.CharField()
+    idle_seconds = serializers.IntegerField(help_text="Seconds since a piece of this stage last started or finished (or since the stage was queued).")
+    since = serializers.DateTimeField()
+    taken = serializers.BooleanField(help_text="False: no worker has taken any of this stage's work; start one on `queue`.")
+    in_progress = serializers.IntegerField(help_text="Pieces taken by a worker and not finished.")
 
 
 class RunOutput(serializers.Serializer):
@@ -34,6 +43,12 @@ class RunOutput(serializers.Serializer):
     summary = serializers.JSONField()
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
+    waiting = serializers.SerializerMethodField(help_text="Set when the run has made no progress for SFTDESK_SCORING_STALL_SECONDS; null otherwise.")
+
+    @extend_schema_field(WaitingOutput(allow_null=True))
+    def get_waiting(self, run) -> dict | None:
+        waiting = selectors.run_waiting(run)
+        return WaitingOutput(waiting).data if waiting else None
 
 
 class RunListApi(APIView):

@@ -33,6 +33,7 @@ class ScoringRun(models.Model):
     summary = models.JSONField(default=dict, blank=True, help_text=_("Dataset-level results: diversity, duplicate groups, ..."))
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    stage_started_at = models.DateTimeField(null=True, blank=True, help_text=_("When the current stage's work was queued."))
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -62,7 +63,8 @@ class ScoringRun(models.Model):
 
 
 class ScoringChunk(models.Model):
-    """A slice of a chunked stage. Done chunks are never redone; a chunk whose worker died is."""
+    """A slice of a chunked stage, or the one piece of work of the dataset stage. Done chunks are never
+    redone; a chunk whose worker died is (up to MAX_CHUNK_ATTEMPTS times)."""
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
@@ -76,6 +78,8 @@ class ScoringChunk(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     seconds = models.FloatField(default=0.0)
+    started_at = models.DateTimeField(null=True, blank=True, help_text=_("When a worker last took it."))
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "stage", "index"], name="scoringchunk_unique")]

@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from django.db.models import Avg, Case, Count, Exists, FloatField, OuterRef, QuerySet, Value, When
+from django.conf import settings
+from django.db.models import Avg, Case, Count, Exists, FloatField, Max, OuterRef, Q, QuerySet, Value, When
+from django.utils import timezone
 
 from annotator.models import Dataset, GoldLabel, Label, Sample
 
 from .metrics import validity
-from .models import SampleFlag, SampleMetric, ScoringRun
+from .models import SampleFlag, SampleMetric, ScoringChunk, ScoringRun
 
 
 def run_list(dataset: Dataset, *, limit: int = 10) -> QuerySet[ScoringRun]:
@@ -33,6 +35,31 @@ def run_get(dataset: Dataset, pk: int) -> ScoringRun:
     if run is None:
         raise Http404("No such scoring run.")
     return run
+
+
+def run_waiting(run: ScoringRun, *, now=None) -> dict | None:
+    """Whether the run has made no progress for SFTDESK_SCORING_STALL_SECONDS, and on which queue its
+    work waits: {"queue", "idle_seconds", "idle_minutes", "since", "taken", "in_progress", "stage"}. `taken` False means no
+    worker has taken any of the current stage's work (none listening on that queue, or all busy);
+    True means a piece was taken and nothing finished since (a slow piece, or a worker that died
+    with no other on the queue to redo it). None while the run moves or once it is finished."""
+    from .services import CHUNKED
+
+    if run.finished:
+        return None
+    now = now or timezone.now()
+    # Starting a stage and the dataset stage are cpu tasks; a chunked stage's pieces go to its queue.
+    queue = CHUNKED.get(run.stage, "cpu")
+    agg = (run.chunks.filter(stage=run.stage).aggregate(
+        started=Max("started_at"), finished=Max("finished_at"),
+        in_progress=Count("id", filter=Q(status=ScoringChunk.Status.PENDING, started_at__isnull=False)))
+        if run.stage else {"started": None, "finished": None, "in_progress": 0})
+    since = max(t for t in (run.stage_started_at, run.started_at, run.created_at, agg["started"], agg["finished"]) if t is not None)
+    idle = (now - since).total_seconds()
+    if idle < settings.SFTDESK_SCORING_STALL_SECONDS:
+        return None
+    return {"queue": queue, "idle_seconds": int(idle), "idle_minutes": int(idle // 60), "since": since, "taken": agg["started"] is not None,
+            "in_progress": agg["in_progress"], "stage": run.stage}
 
 
 def run_summary_lines(run: ScoringRun) -> list[str]:

@@ -7,7 +7,9 @@ at once (duplicates, clusters, group statistics) and runs as one task; then the 
 each sample's flag count is written back through the annotator's service.
 
 Writes are upserts keyed by (sample, metric) and (sample, metric, rule) inside one transaction per
-chunk, so a chunk run twice writes the same rows once; done chunks are skipped on redelivery."""
+chunk, so a chunk run twice writes the same rows once; done chunks are skipped on redelivery. A message
+delivered twice at once (a broker's visibility timeout, a re-published stage) finds the piece of
+work locked by the worker computing it and returns at once (PostgreSQL advisory locks)."""
 
 from __future__ import annotations
 
@@ -17,13 +19,14 @@ import logging
 import math
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, F, Max, OuterRef, Subquery
 from django.utils import timezone
 
@@ -52,6 +55,7 @@ STAGE_ORDER = ("rules", "embed", "ifd", "judge", "dataset")
 CHUNKED = {"rules": "cpu", "embed": "gpu", "ifd": "gpu", "judge": "gpu"}
 EMBEDDING_GROUPS = {"diversity", "completeness", "conciseness", "consistency", "label_errors"}
 MAX_CHUNK_ATTEMPTS = 3
+ADVISORY_LOCK_CLASS = 0x5C0  # high bits of the advisory lock keys of scoring's pieces of work
 DATASET_GROUPS = {"duplicates", "diversity", "conciseness", "consistency", "label_errors", "difficulty"}
 
 
@@ -136,6 +140,8 @@ def run_advance(*, run_id: int, enqueue: bool = True) -> tuple[str, list[int]]:
         if run.status == ScoringRun.Status.QUEUED:
             run.status, run.started_at = ScoringRun.Status.RUNNING, timezone.now()
         stage = _next_stage(run)
+        if run.stage != stage or run.stage_started_at is None:
+            run.stage_started_at = timezone.now()
         run.stage = stage
         if stage in CHUNKED:
             chunks = _make_chunks(run, stage)
@@ -143,6 +149,7 @@ def run_advance(*, run_id: int, enqueue: bool = True) -> tuple[str, list[int]]:
             run.chunks_total, run.chunks_done = len(chunks), sum(c.status == ScoringChunk.Status.DONE for c in chunks)
         else:
             run.chunks_total = run.chunks_done = 0
+            _dataset_piece(run)
         run.save()
         pending = [c.pk for c in run.chunks.filter(stage=stage, status=ScoringChunk.Status.PENDING)] if stage in CHUNKED else []
         if enqueue:
@@ -212,17 +219,87 @@ def _make_chunks(run: ScoringRun, stage: str) -> list[ScoringChunk]:
     )
 
 
+@contextmanager
+def _exclusive(chunk_id: int) -> Iterator[bool]:
+    """Whether this process may compute the piece of work `chunk_id` now. On PostgreSQL, a session
+    advisory lock tried without waiting: a second delivery of the same message while the first is
+    still computing gets False; a worker that dies releases the lock with its connection. Elsewhere
+    (SQLite: the one embedded worker) always True."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = (ADVISORY_LOCK_CLASS << 40) | chunk_id
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        mine = cursor.fetchone()[0]
+    try:
+        yield mine
+    finally:
+        if mine:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+            except DatabaseError:  # the connection broke: the lock went with it
+                pass
+
+
+def _claim(chunk_id: int) -> ScoringChunk | None:
+    """Count a start of this piece of work; None when it is done or has been started too often."""
+    chunk = ScoringChunk.objects.select_related("run").get(pk=chunk_id)
+    if chunk.status == ScoringChunk.Status.DONE:
+        return None
+    if chunk.attempts >= MAX_CHUNK_ATTEMPTS:  # killed every time (out of memory?): stop, say so
+        what = "the dataset stage" if chunk.stage == "dataset" else f"chunk {chunk.stage}/{chunk.index}"
+        run_fail(run_id=chunk.run_id, message=f"{what} was started {chunk.attempts} times without finishing (out of memory?)")
+        return None
+    now = timezone.now()
+    ScoringChunk.objects.filter(pk=chunk_id).update(attempts=F("attempts") + 1, started_at=now)
+    chunk.attempts, chunk.started_at = chunk.attempts + 1, now
+    return chunk
+
+
+def _unclaim(chunk_id: int) -> None:
+    """An exception (not a killed worker) ended this start: it does not count towards the limit."""
+    try:
+        ScoringChunk.objects.filter(pk=chunk_id, status=ScoringChunk.Status.PENDING, attempts__gt=0).update(attempts=F("attempts") - 1)
+    except DatabaseError:
+        pass  # the database is what failed; the retry finds the count one higher
+
+
+def _follow_stage(run: ScoringRun, stage: str) -> None:
+    """A redelivered chunk of a stage that is all done while the run still sits in that stage: the
+    worker that finished the stage died before starting the next one. Start it now (starting a
+    stage twice re-publishes its chunks, which the done check and the lock make harmless)."""
+    if run.stage == stage and not run.chunks.filter(stage=stage, status=ScoringChunk.Status.PENDING).exists():
+        _enqueue_stage_start(run.pk)
+
+
 def chunk_run(*, chunk_id: int, enqueue: bool = True) -> str:
     """Compute one chunk. Safe to run twice: a done chunk is skipped; a chunk whose worker died is
-    redone and its upserts replace the rows it may have written."""
+    redone and its upserts replace the rows it may have written; a chunk being computed elsewhere
+    right now is left to that worker ("busy")."""
     chunk = ScoringChunk.objects.select_related("run").filter(pk=chunk_id).first()
-    if chunk is None or chunk.status == ScoringChunk.Status.DONE or chunk.run.finished:
+    if chunk is None or chunk.run.finished:
         return "skipped"
+    if chunk.status == ScoringChunk.Status.DONE:
+        if enqueue:
+            _follow_stage(chunk.run, chunk.stage)
+        return "skipped"
+    with _exclusive(chunk_id) as mine:
+        if not mine:
+            return "busy"
+        chunk = _claim(chunk_id)
+        if chunk is None:
+            return "skipped"
+        try:
+            return _chunk_compute(chunk, enqueue=enqueue)
+        except Exception:
+            _unclaim(chunk_id)
+            raise
+
+
+def _chunk_compute(chunk: ScoringChunk, *, enqueue: bool) -> str:
     run = chunk.run
-    if chunk.attempts >= MAX_CHUNK_ATTEMPTS:  # killed every time (out of memory?): stop, say so
-        run_fail(run_id=run.pk, message=f"chunk {chunk.stage}/{chunk.index} was started {chunk.attempts} times without finishing")
-        return "failed"
-    ScoringChunk.objects.filter(pk=chunk_id).update(attempts=F("attempts") + 1)
     started = time.monotonic()
     samples = list(
         Sample.objects.filter(dataset_id=run.dataset_id, id__gte=chunk.first_sample_id, id__lte=chunk.last_sample_id)
@@ -233,12 +310,12 @@ def chunk_run(*, chunk_id: int, enqueue: bool = True) -> str:
     except compute.ModelMissing as exc:
         outcome = compute.Outcome(errors=[{"stage": chunk.stage, "message": str(exc)}])
     with transaction.atomic():
-        locked = ScoringChunk.objects.select_for_update().get(pk=chunk_id)
+        locked = ScoringChunk.objects.select_for_update().get(pk=chunk.pk)
         if locked.status == ScoringChunk.Status.DONE:
             return "skipped"
         write_results(run, outcome.results, metrics=outcome.metrics, sample_ids=outcome.sample_ids)
-        locked.status, locked.seconds = ScoringChunk.Status.DONE, time.monotonic() - started
-        locked.save(update_fields=["status", "seconds"])
+        locked.status, locked.seconds, locked.finished_at = ScoringChunk.Status.DONE, time.monotonic() - started, timezone.now()
+        locked.save(update_fields=["status", "seconds", "finished_at"])
         run = ScoringRun.objects.select_for_update().get(pk=run.pk)
         run.chunks_done = run.chunks.filter(stage=chunk.stage, status=ScoringChunk.Status.DONE).count()
         run.samples_computed += outcome.computed
@@ -254,10 +331,34 @@ def chunk_run(*, chunk_id: int, enqueue: bool = True) -> str:
     return "done"
 
 
+def _dataset_piece(run: ScoringRun) -> ScoringChunk:
+    """The dataset stage's one piece of work: its starts are counted and locked like a chunk's."""
+    piece, _ = ScoringChunk.objects.get_or_create(
+        run=run, stage="dataset", index=0, defaults={"first_sample_id": 0, "last_sample_id": run.params.get("max_sample_id", 0)})
+    return piece
+
+
 def dataset_stage_run(*, run_id: int) -> str:
+    """Duplicates, clusters and group statistics over every sample, then finish the run. Runs once:
+    a second delivery while it computes returns "busy", one after it finished "skipped"."""
     run = ScoringRun.objects.filter(pk=run_id).first()
     if run is None or run.finished:
         return "skipped"
+    piece = _dataset_piece(run)
+    with _exclusive(piece.pk) as mine:
+        if not mine:
+            return "busy"
+        if _claim(piece.pk) is None:
+            return "skipped"
+        try:
+            return _dataset_compute(run, piece)
+        except Exception:
+            _unclaim(piece.pk)
+            raise
+
+
+def _dataset_compute(run: ScoringRun, piece: ScoringChunk) -> str:
+    run_id = run.pk
     started = time.monotonic()
     if set(run.metrics) & DATASET_GROUPS:
         samples = list(
@@ -275,6 +376,7 @@ def dataset_stage_run(*, run_id: int) -> str:
         run.summary = {**run.summary, **outcome.summary}
         run.errors = run.errors + [e for e in outcome.errors if e not in run.errors]
         run.timings["dataset"] = round(time.monotonic() - started, 3)
+        ScoringChunk.objects.filter(pk=piece.pk).update(status=ScoringChunk.Status.DONE, seconds=run.timings["dataset"], finished_at=timezone.now())
         run.status = ScoringRun.Status.SUCCEEDED
         run.finished_at = timezone.now()
         run.models_used = {**run.models_used, **outcome.models}

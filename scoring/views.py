@@ -60,4 +60,6 @@ def run_status(request, slug: str):
     dataset = annotator_selectors.dataset_get(request.user, slug=slug)
     if dataset.my_role not in REVIEWERS:
         return HttpResponse("")
-    return render(request, "scoring/_run_status.html", {"dataset": dataset, "run": selectors.run_latest(dataset)})
+    run = selectors.run_latest(dataset)
+    waiting = selectors.run_waiting(run) if run is not None else None
+    return render(request, "scoring/_run_status.html", {"dataset": dataset, "run": run, "waiting": waiting})

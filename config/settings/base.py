@@ -175,6 +175,8 @@ SFTDESK_CAUSAL_LM = os.environ.get("SFTDESK_CAUSAL_LM", "")
 SFTDESK_REWARD_MODEL = os.environ.get("SFTDESK_REWARD_MODEL", "")  # a judge with a sequence-classification head
 SFTDESK_REWARD_THRESHOLD = float(os.environ["SFTDESK_REWARD_THRESHOLD"]) if os.environ.get("SFTDESK_REWARD_THRESHOLD") else None
 SFTDESK_SCORING_CHUNK_SIZE = env_int("SFTDESK_SCORING_CHUNK_SIZE", 2000)
+# A run whose work has neither started nor finished for this long says which queue it waits on.
+SFTDESK_SCORING_STALL_SECONDS = env_int("SFTDESK_SCORING_STALL_SECONDS", 120)
 
 # Celery: Redis when REDIS_URL is set, else kombu's filesystem transport under var/ (no server).
 CELERY_TASK_DEFAULT_QUEUE = "cpu"

@@ -32,14 +32,14 @@ def worker_env(**overrides: str) -> dict[str, str]:
     }
 
 
-def start_worker(env: dict[str, str], log: Path, name: str, *, timeout: float = 60) -> subprocess.Popen:
-    """`celery -A config worker` on queues cpu and gpu in its own process group (so a test can kill
-    it and its pool with one signal); returns once it answers a ping on its broker."""
+def start_worker(env: dict[str, str], log: Path, name: str, *, timeout: float = 60, queues: str = "cpu,gpu") -> subprocess.Popen:
+    """`celery -A config worker` on `queues` in its own process group (so a test can kill it and its
+    pool with one signal); returns once it answers a ping on its broker."""
     from celery import Celery
 
     with open(log, "a") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "cpu,gpu", "--concurrency=1",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--concurrency=1",
              "-n", f"{name}-{os.getpid()}@%h", "--loglevel=INFO", "--without-gossip", "--without-mingle"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotator.models import Dataset
 from scoring import services
 from scoring.models import ScoringRun
-from scoring.selectors import run_summary_lines
+from scoring.selectors import run_summary_lines, run_waiting
 
 
 class Command(BaseCommand):
@@ -33,7 +33,7 @@ class Command(BaseCommand):
         if inline:
             run = services.run_inline(run_id=run.pk, on_progress=lambda r: self.stderr.write(f"  {r.stage}: {r.progress:5.1f}%"))
         elif wait:
-            last = None
+            last, warned = None, None
             while not run.finished:
                 time.sleep(1)
                 run.refresh_from_db()
@@ -41,6 +41,14 @@ class Command(BaseCommand):
                 if line != last:
                     self.stderr.write(line)
                     last = line
+                waiting = run_waiting(run)
+                if waiting and (waiting["queue"], waiting["stage"], waiting["taken"]) != warned:
+                    warned = (waiting["queue"], waiting["stage"], waiting["taken"])
+                    start = "make worker-gpu" if waiting["queue"] == "gpu" else "make worker"
+                    what = ("no worker has taken its work" if not waiting["taken"]
+                            else f"nothing has finished ({waiting['in_progress']} in progress)")
+                    self.stderr.write(f"  waiting on the {waiting['queue']} queue for {waiting['idle_seconds']} s: {what}; "
+                                      f"start a worker for it: {start}")
         else:
             self.stdout.write(f"run {run.pk} queued; follow it with: python manage.py score_report {ds.slug} or on the dataset's quality page")
             return
