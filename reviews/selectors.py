@@ -8,8 +8,8 @@ import itertools
 
 import numpy as np
 from django.db import connection
-from django.db.models import Avg, Count, Exists, F, FloatField, OuterRef, Q, QuerySet, Sum
-from django.db.models.functions import Cast
+from django.db.models import Avg, Count, Exists, F, FloatField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Cast, Coalesce
 
 from annotator.models import Assignment, Dataset, GoldLabel, Label, Sample, SampleRevision
 from annotator.rubric import SCALES, config_from_settings
@@ -97,22 +97,36 @@ def dataset_agreement(dataset: Dataset, *, resamples: int = 1000, seed: int = 0)
 # Per annotator, the conflict queue, one sample's review, its audit trail
 # ---------------------------------------------------------------------------------------------
 
+def _peers_of() -> QuerySet[Label]:
+    """The other annotators' current labels on the outer label's sample."""
+    return (Label.objects.filter(sample=OuterRef("sample"), is_current=True).exclude(annotator=OuterRef("annotator"))
+            .order_by().values("sample"))
+
+
 def annotator_stats(dataset: Dataset) -> list[dict]:
-    """One row per annotator, computed in the database: current labels (gold apart), agreement with
-    the consensus verdict (on samples whose consensus has at least two labels), leniency (mean offset
-    from the consensus median per scale), accuracy on gold samples, labels per hour of time on task,
-    and skip rate (skipped / (submitted + skipped) assignments)."""
+    """One row per annotator, computed in the database, each label measured against the OTHER
+    annotators' labels on the same sample (leave-one-out, so nobody agrees with their own vote):
+    current labels (gold apart); agreement with peers, the share of pairs (their verdict, another
+    annotator's verdict on the same sample) that match (`compared` counts the pairs; a sample
+    counts once it has two labels, finished or not); leniency per scale, the mean of (their score
+    minus the mean of the others' scores on that sample); accuracy on gold samples; labels per
+    hour of time on task; and skip rate (skipped / (submitted + skipped) assignments)."""
     gold = Exists(GoldLabel.objects.filter(sample=OuterRef("sample")))
     current = Label.objects.filter(dataset=dataset, is_current=True)
     ordinary = current.annotate(g=gold).filter(g=False)
-    has_consensus = Q(sample__review__labels_n__gte=2)
+    voted = _peers_of().exclude(verdict="")
+    peer_votes = Coalesce(Subquery(voted.annotate(n=Count("id")).values("n")), 0)
+    peer_agree = Coalesce(Subquery(voted.filter(verdict=OuterRef("verdict")).annotate(n=Count("id")).values("n")), 0)
+    peer_mean = {s: Subquery(_peers_of().annotate(m=Avg(Cast(s, FloatField()))).values("m")) for s in SCALES}
+    has_verdict = ~Q(verdict="")
     rows = {
-        r["annotator"]: r for r in ordinary.order_by().values("annotator").annotate(
+        r["annotator"]: r for r in ordinary.annotate(pv=peer_votes, pa=peer_agree, **{f"pm_{s}": m for s, m in peer_mean.items()})
+        .order_by().values("annotator").annotate(
             username=F("annotator__username"),
             labels=Count("id"),
-            compared=Count("id", filter=has_consensus & ~Q(sample__review__verdict="") & ~Q(verdict="")),
-            agreed=Count("id", filter=has_consensus & Q(verdict=F("sample__review__verdict"))),
-            **{f"lenient_{s}": Avg(Cast(F(s), FloatField()) - F(f"sample__review__{s}"), filter=has_consensus) for s in SCALES},
+            compared=Coalesce(Sum("pv", filter=has_verdict), 0),
+            agreed=Coalesce(Sum("pa", filter=has_verdict), 0),
+            **{f"lenient_{s}": Avg(Cast(F(s), FloatField()) - F(f"pm_{s}")) for s in SCALES},
         )
     }
     gold_rows = (current.filter(gold_score__isnull=False).order_by().values("annotator")

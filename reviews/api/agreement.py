@@ -46,9 +46,9 @@ class LeniencyOutput(serializers.Serializer):
 class AnnotatorStatsOutput(serializers.Serializer):
     annotator = serializers.CharField(help_text="Username.")
     labels = serializers.IntegerField(help_text="Current labels, gold samples apart.")
-    agreement = serializers.FloatField(allow_null=True, help_text="Share of their verdicts equal to the consensus verdict.")
-    compared = serializers.IntegerField(help_text="Labels behind `agreement`.")
-    leniency = LeniencyOutput(help_text="Mean offset from the consensus median per scale (+ is more lenient).")
+    agreement = serializers.FloatField(allow_null=True, help_text="Agreement with peers: the share of pairs (their verdict, another annotator's verdict on the same sample) that match. Their own vote is never counted.")
+    compared = serializers.IntegerField(help_text="Verdict pairs behind `agreement`.")
+    leniency = LeniencyOutput(help_text="Per scale, the mean of (their score minus the mean of the other annotators' scores on the same sample); + is more lenient.")
     gold_n = serializers.IntegerField()
     gold_accuracy = serializers.FloatField(allow_null=True)
     labels_per_hour = serializers.FloatField(allow_null=True)
@@ -128,7 +128,7 @@ class AgreementApi(APIView):
 
 class AnnotatorStatsApi(APIView):
     @extend_schema(responses={200: AnnotatorStatsOutput(many=True), 404: NOT_FOUND}, operation_id="review_annotators",
-                   description="Per annotator, computed now: agreement with the consensus, leniency per scale, gold accuracy, "
+                   description="Per annotator, computed now: agreement with peers, leniency per scale, gold accuracy, "
                                "labels per hour and skip rate.")
     def get(self, request, dataset_id: int):
         dataset = reviewable(request, dataset_id)

@@ -77,7 +77,7 @@ def test_the_command_names_an_unknown_dataset(db):
 #   s2: a accept 4 / b needs_fix 3 / c needs_fix 2  -> consensus needs_fix, accuracy 3
 #   s3: a accept 5 / b accept 5 / c accept 5        -> consensus accept, accuracy 5
 #   g:  labelled like s1, then made gold {verdict accept, accuracy 5}: scored, never compared
-#   s5: a and b only (c skips it), so it has no consensus: counted as a label, never compared
+#   s5: a and b only (c skips it), so it has no consensus yet; a and b are compared with each other on it
 # Time on task: a 60 s per label and a 240 s revision of s5; b 120 s; c 90 s.
 
 def _stats_fixture(dataset):
@@ -127,14 +127,17 @@ def test_annotator_stats_against_hand_computed_values(dataset):
     a, b, c = stats["ann_a"], stats["ann_b"], stats["ann_c"]
     # current labels, the gold sample apart (s5 counts: it is a label, just not comparable yet)
     assert (a["labels"], b["labels"], c["labels"]) == (4, 4, 3)
-    # agreement with the consensus verdict on s1-s3: a misses s2, c misses s1
-    assert (a["compared"], b["compared"], c["compared"]) == (3, 3, 3)
-    assert a["agreement"] == pytest.approx(2 / 3) and b["agreement"] == 1.0 and c["agreement"] == pytest.approx(2 / 3)
-    # leniency: mean (own - consensus median) over s1-s3
-    assert a["leniency"] == pytest.approx({"accuracy": (1 + 1 + 0) / 3, "completeness": 1.0, "conciseness": 0.0})
-    assert b["leniency"] == pytest.approx({"accuracy": 0.0, "completeness": 0.0, "conciseness": 0.0})
-    assert c["leniency"] == pytest.approx({"accuracy": (-3 - 1 + 0) / 3, "completeness": -1.0, "conciseness": 0.0})
-    assert a["leniency"]["accuracy"] > 0 > c["leniency"]["accuracy"]
+    # agreement with peers: pairs (own verdict, another annotator's verdict on the same sample), own vote never counted.
+    #   a: s1 b=, c≠ / s2 b≠, c≠ / s3 == / s5 b≠ -> 3 of 7;  b: s1 a=, c≠ / s2 a≠, c= / s3 == / s5 a≠ -> 4 of 7
+    #   c: s1 a≠, b≠ / s2 a≠, b= / s3 == -> 3 of 6.  s5 counts: two labels are enough to compare, finished or not.
+    assert (a["compared"], b["compared"], c["compared"]) == (7, 7, 6)
+    assert a["agreement"] == pytest.approx(3 / 7) and b["agreement"] == pytest.approx(4 / 7) and c["agreement"] == pytest.approx(3 / 6)
+    # leniency: mean over their labels of (own score - mean of the others' scores on that sample)
+    #   accuracy a: s1 5-2.5, s2 4-2.5, s3 0, s5 2-5;  b: s1 4-3, s2 3-3, s3 0, s5 5-2;  c: s1 1-4.5, s2 2-3.5, s3 0
+    assert a["leniency"] == pytest.approx({"accuracy": (2.5 + 1.5 + 0 - 3) / 4, "completeness": (1.5 * 3 + 1) / 4, "conciseness": 0.0})
+    assert b["leniency"] == pytest.approx({"accuracy": (1 + 0 + 0 + 3) / 4, "completeness": (0 + 0 + 0 - 1) / 4, "conciseness": 0.0})
+    assert c["leniency"] == pytest.approx({"accuracy": (-3.5 - 1.5 + 0) / 3, "completeness": -1.5, "conciseness": 0.0})
+    assert a["leniency"]["completeness"] > 0 > c["leniency"]["completeness"]
     # gold: verdict exact, accuracy within one point of 5
     assert (a["gold_n"], a["gold_accuracy"]) == (1, 1.0)
     assert (b["gold_n"], b["gold_accuracy"]) == (1, 0.5)  # accept right, 3 is two points off
@@ -149,6 +152,27 @@ def test_annotator_stats_against_hand_computed_values(dataset):
     assert (c["skipped"], c["skip_rate"]) == (1, pytest.approx(1 / 5))
 
 
+def test_with_two_annotators_a_split_counts_against_both(dataset):
+    """With k = 2 the consensus of a split verdict is the stricter one; measured against that, the
+    stricter annotator would always agree. Against their peer, both disagree."""
+    services.annotation_settings_set(actor=None, dataset=dataset, values={"overlap": 2})
+    a, b = (UserFactory(username=n) for n in ("ann_a", "ann_b"))
+    for u in (a, b):
+        MembershipFactory(user=u, dataset=dataset, role=Membership.Role.ANNOTATOR)
+    for name in ("same", "split"):
+        SampleFactory(dataset=dataset, external_id=name)
+    services.queue_rank_refresh(dataset=dataset)
+    verdicts = {(a, "same"): "accept", (b, "same"): "accept", (a, "split"): "accept", (b, "split"): "reject"}
+    for user in (a, b):
+        while (asg := services.assignment_next(user=user, dataset=dataset)) is not None:
+            services.assignment_submit(user=user, dataset=dataset, assignment_id=asg.pk, values={
+                "verdict": verdicts[(user, asg.sample.external_id)], "accuracy": 3, "completeness": 3, "conciseness": 3})
+    assert ReviewItem.objects.get(sample__external_id="split").verdict == "reject"  # the stricter
+    stats = {row["annotator"]: row for row in annotator_stats(dataset)}
+    assert (stats["ann_a"]["agreement"], stats["ann_a"]["compared"]) == (0.5, 2)
+    assert (stats["ann_b"]["agreement"], stats["ann_b"]["compared"]) == (0.5, 2)
+
+
 def test_the_command_prints_the_annotator_table_and_json(dataset, capsys):
     _stats_fixture(dataset)
     call_command("agreement", dataset.slug, "--resamples", "0")
@@ -160,9 +184,9 @@ def test_the_command_prints_the_annotator_table_and_json(dataset, capsys):
                                                    "labels/hour", "skip rate"]
     rows = {line.split()[0]: line for line in lines[header + 2:]}
     assert set(rows) == {"ann_a", "ann_b", "ann_c"}
-    assert rows["ann_a"].split() == ["ann_a", "4", "0.667", "n=3", "+0.67", "+1.00", "+0.00", "1.000", "n=1", "40.0", "0.000", "(0", "skipped)"]
-    assert rows["ann_b"].split() == ["ann_b", "4", "1.000", "n=3", "+0.00", "+0.00", "+0.00", "0.500", "n=1", "30.0", "0.000", "(0", "skipped)"]
-    assert rows["ann_c"].split() == ["ann_c", "3", "0.667", "n=3", "-1.33", "-1.00", "+0.00", "0.000", "n=1", "40.0", "0.200", "(1", "skipped)"]
+    assert rows["ann_a"].split() == ["ann_a", "4", "0.429", "n=7", "+0.25", "+1.38", "+0.00", "1.000", "n=1", "40.0", "0.000", "(0", "skipped)"]
+    assert rows["ann_b"].split() == ["ann_b", "4", "0.571", "n=7", "+1.00", "-0.25", "+0.00", "0.500", "n=1", "30.0", "0.000", "(0", "skipped)"]
+    assert rows["ann_c"].split() == ["ann_c", "3", "0.500", "n=6", "-1.67", "-1.50", "+0.00", "0.000", "n=1", "40.0", "0.200", "(1", "skipped)"]
 
     call_command("agreement", dataset.slug, "--format", "json", "--resamples", "0")
     data = json.loads(capsys.readouterr().out)

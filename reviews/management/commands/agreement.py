@@ -1,8 +1,9 @@
 """python manage.py agreement DATASET [--format json|table] [--resamples N] [--seed S]
 
 Per rubric criterion: Krippendorff's alpha, Fleiss' kappa and Cohen's kappa per pair (coefficient, 95%
-bootstrap interval, n). Per annotator: agreement with the consensus verdict, leniency per scale (mean
-offset from the consensus median), accuracy on gold samples, labels per hour and skip rate."""
+bootstrap interval, n). Per annotator, against the other annotators of the same samples: agreement
+(share of matching verdict pairs), leniency per scale (mean offset from the others' mean score);
+and accuracy on gold samples, labels per hour and skip rate."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def annotator_rows(stats: list[dict]) -> list[list[str]]:
 
 class Command(BaseCommand):
     help = ("Print the dataset's inter-annotator agreement per rubric criterion (coefficient, 95% interval, n) "
-            "and per annotator (agreement with the consensus, leniency, gold accuracy, labels per hour, skip rate).")
+            "and per annotator (agreement with peers, leniency, gold accuracy, labels per hour, skip rate).")
 
     def add_arguments(self, parser):
         parser.add_argument("dataset", help="the dataset's slug")
@@ -76,8 +77,8 @@ class Command(BaseCommand):
                 weights = f", {c['cohen_weights']} weights" if c["cohen_weights"] else ""
                 self.stdout.write(f"  Cohen's kappa {p['a']} / {p['b']}{weights}: {_fmt(p)}")
         if report["annotators"]:
-            self.stdout.write("\nAnnotators (agreement: with the consensus verdict; leniency: mean offset from the consensus median, "
-                              "+ is more lenient; gold apart)")
+            self.stdout.write("\nAnnotators (agreement: share of verdict pairs with the other annotators of a sample that match, n pairs; "
+                              "leniency: mean offset from the others' mean score, + is more lenient; gold apart)")
             rows = annotator_rows(report["annotators"])
             widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
             for r in rows:
