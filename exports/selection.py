@@ -87,7 +87,9 @@ class Pool:
 @dataclass(frozen=True, eq=False)
 class Selection:
     """The chosen samples: train and validation ids, each ascending; a report per stratum; how many
-    candidates were left out, by reason; and, when `short` is "shrink", the factor and the stratum that set it."""
+    candidates were left out, by reason; and, when `short` is "shrink" and a stratum is short, `shrink`:
+    {"factor": the share of every target kept (0 to 1), "limited_by": the stratum that set it, "pool": its
+    candidates (available), "target": what was asked of it}; None when nothing was shrunk."""
 
     train_ids: np.ndarray
     validation_ids: np.ndarray
@@ -195,7 +197,10 @@ def allocate_targets(pools: Mapping[str, int], balance: Balance, size: int | Non
 
 def apply_short(pools: Mapping[str, int], targets: Mapping[str, int], short: str) -> tuple[dict[str, int], dict[str, Any] | None]:
     """What each stratum can actually give. take_all: min(pool, target). shrink: every target scaled by the
-    same factor, the smallest pool/target, so the mixture holds; reports the factor and the stratum that set it."""
+    same factor, the smallest pool/target, so the mixture holds; reports the factor (a share of the targets,
+    to 6 significant digits, so a tiny factor never reads 0), the stratum that set it, its pool and its target.
+    A requested stratum with an empty pool makes the factor 0, so every stratum is scaled to nothing (the
+    services refuse such a spec)."""
     if short != "shrink":
         return {k: min(pools[k], t) for k, t in targets.items()}, None
     ratios = {k: Fraction(pools[k], t) for k, t in targets.items() if t > 0}
@@ -205,7 +210,8 @@ def apply_short(pools: Mapping[str, int], targets: Mapping[str, int], short: str
     factor = ratios[limited_by]
     quotas = {k: t * factor for k, t in targets.items()}
     effective = largest_remainder(quotas, math.floor(sum(quotas.values())))
-    return effective, {"factor": round(float(factor), 6), "limited_by": limited_by, "pool": pools[limited_by], "target": targets[limited_by]}
+    return effective, {"factor": float(f"{float(factor):.6g}"), "limited_by": limited_by, "pool": pools[limited_by],
+                       "target": targets[limited_by]}
 
 
 # --- choosing inside a stratum ---------------------------------------------------------------------

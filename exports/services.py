@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ from annotator.services import check_dataset_role
 from . import formats, snapshot, storage
 from .models import Export, ExportFile
 from .selection import NO_CLUSTER, Selection, select_for_spec
-from .spec import ExportSpec, spec_parse
+from .spec import ExportSpec, SpecError, spec_parse
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +80,18 @@ def check_can_export(*, user: AbstractBaseUser, dataset: Dataset) -> str:
 def export_create(*, user: AbstractBaseUser | None, dataset: Dataset, spec: dict, enqueue: bool = True) -> Export:
     """Ask for an export: check the user (owner or reviewer, else 404), parse the spec (SpecError names
     each wrong field), fix the dataset state it is taken from and record it queued; the build task is
-    queued when the transaction commits. `user=None` is the command line (no check)."""
+    queued when the transaction commits. `user=None` is the command line (no check).
+
+    A spec with `short: "shrink"` is selected once first, on the dataset as it stands (no lock held), and
+    refused with a SpecError when the shrink would select nothing (see `shrink_errors`): nothing is written."""
     if user is not None:
         check_can_export(user=user, dataset=dataset)
     parsed = spec_parse(spec)
+    if parsed.balance.short == "shrink":
+        _snap, _pool, selection, _emb = _choose(dataset.pk, parsed, snapshot.as_of_read(dataset=dataset))
+        errors = shrink_errors(parsed, selection)
+        if errors:
+            raise SpecError(errors)
     with transaction.atomic():
         as_of = snapshot.as_of_fix(dataset=dataset)
         export = Export.objects.create(
@@ -109,6 +118,56 @@ def _choose(dataset_id: int, spec: ExportSpec, as_of: dict[str, Any], attributes
     pool = snap.pool(spec.balance.by, rows)
     selection = select_for_spec(pool, spec, embeddings)
     return snap, pool, selection, embeddings
+
+
+def share_percent(part: int, whole: int) -> str:
+    """part / whole as a percentage for people, without the sign: 3 significant digits ("1.5", "33.3", "40"),
+    more where rounding would say 100 of a share below it, "<0.01" below a hundredth of a percent."""
+    if whole <= 0 or part <= 0:
+        return "0"
+    exact = Fraction(100 * part, whole)
+    if exact < Fraction(1, 100):
+        return "<0.01"
+    for digits in range(3, 9):
+        text = f"{float(exact):.{digits}g}"
+        if exact >= 100 or float(text) < 100:
+            return text
+    return text
+
+
+def shrink_errors(spec: ExportSpec, selection: Selection) -> dict[str, str]:
+    """{field path: message} when `short: "shrink"` leaves the selection empty, else {}.
+
+    A requested stratum with no candidate after the filters makes the shrink factor 0: each such stratum
+    is named at its own path (`balance.counts["qa/hard"]`) with the ways out. Otherwise (the limiting
+    stratum has samples, but none of the scaled-down strata could give one, e.g. no embeddings for a
+    diversity selection) the limiting stratum is named with the factor and what the selection left out."""
+    shrink = selection.shrink
+    if shrink is None or len(selection):
+        return {}
+    mode = spec.balance.mode
+
+    def path(key: str) -> str:
+        return f"balance.{mode}[{json.dumps(key, ensure_ascii=False)}]" if mode in ("counts", "ratios") else "balance.short"
+
+    errors: dict[str, str] = {}
+    for key, stratum in sorted(selection.strata.items()):
+        if stratum["pool"] == 0 and stratum["target"] > 0:
+            if mode == "ratios":  # a ratio must be above 0: the way out is to remove it
+                message = _("stratum %(key)s has no samples after the filters, so shrink would select nothing: "
+                            "remove it from the ratios, or use take_all") % {"key": key}
+            else:
+                message = _("stratum %(key)s has no samples after the filters, so shrink would select nothing: "
+                            "set its target to 0, remove it, or use take_all") % {"key": key}
+            errors.setdefault(path(key), message)
+    if not errors:
+        key = shrink["limited_by"]
+        dropped = ", ".join(f"{k} {v}" for k, v in selection.dropped.items())
+        errors[path(key)] = _("shrink selects nothing: every target is scaled to %(percent)s%% by stratum %(key)s (%(pool)d available "
+                              "of %(target)d asked), and none of the samples left could be chosen (left out by the selection: "
+                              "%(dropped)s)") % {"percent": share_percent(shrink["pool"], shrink["target"]), "key": key,
+                                                 "pool": shrink["pool"], "target": shrink["target"], "dropped": dropped or _("none")}
+    return errors
 
 
 def _distribution(column: snapshot.Column | None, chosen: np.ndarray) -> list[dict[str, Any]]:
@@ -150,7 +209,8 @@ def _diversity(dataset_id: int, pool_ids: np.ndarray, chosen_ids: np.ndarray, se
 
 def export_preview(*, user: AbstractBaseUser, dataset: Dataset, spec: dict) -> dict[str, Any]:
     """What an export with this spec would hold now, without writing anything. Owners and reviewers
-    (else 404); SpecError for a wrong spec. Returns:
+    (else 404); SpecError for a wrong spec, and for a shrink that would select nothing (`shrink_errors`).
+    Returns:
 
         {"spec": canonical spec, "spec_sha256", "as_of": the marks read now,
          "samples": samples in the dataset, "filtered": {reason: n} left out by the filters (reasons:
@@ -159,7 +219,8 @@ def export_preview(*, user: AbstractBaseUser, dataset: Dataset, spec: dict) -> d
          "chosen": n, "splits": {"train": n, "validation": n},
          "strata": {key: {"pool", "target", "chosen", "train", "validation", "short", "dropped": {reason: n}}},
          "dropped": {reason: n} left out by the selection (not_requested, no_embedding, too_similar,
-         shrunk, over_target), "shrink": None or {"factor", "limited_by", "pool", "target"},
+         shrunk, over_target), "shrink": None or {"factor": share of the targets kept, "limited_by": the
+         stratum that set it, "pool": its candidates, "target": what was asked of it},
          "distributions": {"task_type"|"difficulty"|"language"|"cluster": [{"value", "pool", "selected"}]}
          (most frequent in the pool first; "-" is no value; clusters: the 50 largest),
          "clusters": {"pool": clusters among the candidates, "covered": clusters in the selection},
@@ -169,6 +230,9 @@ def export_preview(*, user: AbstractBaseUser, dataset: Dataset, spec: dict) -> d
     parsed = spec_parse(spec)
     as_of = snapshot.as_of_read(dataset=dataset)
     snap, pool, selection, _emb = _choose(dataset.pk, parsed, as_of, attributes=snapshot.ATTRIBUTES)
+    errors = shrink_errors(parsed, selection)
+    if errors:
+        raise SpecError(errors)
     report = selection.report()
     chosen = np.searchsorted(snap.ids, selection.ids) if len(selection) else np.zeros(0, np.int64)
     clusters = snap.cluster if snap.cluster is not None else np.full(len(snap), NO_CLUSTER, np.int64)
@@ -454,6 +518,9 @@ def _build(export: Export) -> None:
     dataset = export.dataset
     snap, pool, selection, _emb = _choose(dataset.pk, spec, export.as_of)
     if not len(selection):
+        errors = shrink_errors(spec, selection)
+        if errors:  # export_create checked it; scoring results (not versioned) may have changed since
+            raise ExportEmpty(_("The spec selects no samples: %(why)s.") % {"why": "; ".join(errors.values())})
         filtered = ", ".join(f"{k} {v}" for k, v in snap.filtered.items())
         raise ExportEmpty(_("The spec selects no samples (%(total)d in the dataset at the time asked for; left out by the filters: "
                             "%(filtered)s).") % {"total": snap.total, "filtered": filtered or _("none")})

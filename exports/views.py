@@ -97,7 +97,9 @@ def preview_context(preview: dict) -> dict:
     filtered += [{"reason": _("metric %(name)s out of range") % {"name": k}, "code": f"metric:{k}", "count": v}
                  for k, v in (preview.get("metric_filtered") or {}).items() if v]
     dropped = [{"reason": labels.get(k, k), "code": k, "count": v} for k, v in (preview.get("dropped") or {}).items() if v]
+    shrink = preview.get("shrink")
     return {
+        "shrink_percent": services.share_percent(shrink["pool"], shrink["target"]) if shrink else None,
         "preview": preview, "charts": preview_charts(preview), "strata": [{"key": k, **v} for k, v in strata[:STRATA_SHOWN]],
         "strata_hidden": max(len(strata) - STRATA_SHOWN, 0), "short_count": sum(1 for _k, v in strata if v.get("short")),
         "filtered": filtered, "dropped": dropped,

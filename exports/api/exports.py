@@ -76,7 +76,8 @@ class SpecErrorOutput(serializers.Serializer):
     errors = serializers.DictField(child=serializers.CharField(), help_text='{field path: message}, e.g. {"balance.cap": "must be at least 1, got 0"}')
 
 
-INVALID = OpenApiResponse(SpecErrorOutput, description="invalid_spec: every wrong field by path.")
+INVALID = OpenApiResponse(SpecErrorOutput, description="invalid_spec: every wrong field by path; also a `shrink` that would select "
+                                                       'nothing, at the path of the stratum that empties it (balance.counts["qa/hard"]).')
 
 
 class ExportCreatedOutput(serializers.Serializer):

@@ -142,6 +142,101 @@ def test_shrink_keeps_the_mixture(owner, dataset, mixed):
     assert export.manifest["selection"]["shrink"]["limited_by"] == "math"
 
 
+POETRY_EMPTY = ('stratum poetry has no samples after the filters, so shrink would select nothing: '
+                'set its target to 0, remove it, or use take_all')
+SHRINK_EMPTY = {"name": "empty", "balance": {"by": ["task_type"], "mode": "counts", "counts": {"qa": 20, "code": 10, "poetry": 5},
+                                             "short": "shrink"}}
+
+
+def test_the_preview_refuses_a_shrink_that_a_stratum_without_samples_would_empty(owner, dataset, mixed, export_root):
+    # given qa, code and math samples, and a shrink spec that asks for 5 of "poetry", which has none
+    # when previewed
+    with pytest.raises(SpecError) as caught:
+        services.export_preview(user=owner, dataset=dataset, spec=SHRINK_EMPTY)
+    # then the error names the stratum at its path, with the ways out
+    assert caught.value.errors == {'balance.counts["poetry"]': POETRY_EMPTY}
+    assert not Export.objects.exists() and not export_root.exists()
+
+
+def test_every_empty_stratum_is_named_and_ratios_are_told_to_remove_it(owner, dataset, mixed):
+    spec = {"name": "r", "size": 40, "balance": {"by": ["task_type"], "mode": "ratios", "ratios": {"qa": 2, "poetry": 1, "chess": 1},
+                                                 "short": "shrink"}}
+    with pytest.raises(SpecError) as caught:
+        services.export_preview(user=owner, dataset=dataset, spec=spec)
+    assert caught.value.errors == {
+        f'balance.ratios["{k}"]': f"stratum {k} has no samples after the filters, so shrink would select nothing: "
+                                  "remove it from the ratios, or use take_all" for k in ("chess", "poetry")}
+
+
+def test_the_filters_can_empty_a_stratum_too(owner, dataset, mixed):
+    # math has 5 samples, but the spec asks only for English ones: after the filters it has none
+    Sample.objects.filter(dataset=dataset, task_type="math").update(language="de")
+    spec = {"name": "f", "filters": {"languages": ["en"]},
+            "balance": {"by": ["task_type"], "mode": "counts", "counts": {"qa": 4, "math": 2}, "short": "shrink"}}
+    with pytest.raises(SpecError) as caught:
+        services.export_preview(user=owner, dataset=dataset, spec=spec)
+    assert list(caught.value.errors) == ['balance.counts["math"]']
+
+
+def test_export_create_refuses_a_shrink_that_would_select_nothing_and_writes_nothing(owner, dataset, mixed, export_root,
+                                                                                     django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(SpecError) as caught:
+        services.export_create(user=owner, dataset=dataset, spec=SHRINK_EMPTY)
+    assert caught.value.errors == {'balance.counts["poetry"]': POETRY_EMPTY}
+    assert callbacks == []
+    assert not Export.objects.exists() and not ExportFile.objects.exists()
+    assert not export_root.exists()
+
+
+def test_the_same_spec_is_accepted_with_take_all_or_a_zero_target(owner, dataset, mixed):
+    take_all = {**SHRINK_EMPTY, "balance": {**SHRINK_EMPTY["balance"], "short": "take_all"}}
+    assert services.export_preview(user=owner, dataset=dataset, spec=take_all)["chosen"] == 30
+    zero = {**SHRINK_EMPTY, "balance": {**SHRINK_EMPTY["balance"], "counts": {"qa": 20, "code": 10, "poetry": 0}}}
+    preview = services.export_preview(user=owner, dataset=dataset, spec=zero)
+    assert (preview["chosen"], preview["shrink"]) == (30, None)
+    export = build(owner, dataset, zero)
+    assert export.sample_count == 30
+
+
+def test_a_shrink_left_empty_for_another_reason_names_the_limiting_stratum(owner, dataset, mixed, export_root):
+    # given a diversity selection on a dataset without embeddings: shrink halves every target (math has 5 of
+    # the 10 asked), and then no candidate can be chosen for want of an embedding
+    spec = {"name": "d", "size": 20, "select": {"method": "diversity"},
+            "balance": {"by": ["task_type"], "mode": "ratios", "ratios": {"qa": 1, "math": 1}, "short": "shrink"}}
+    expected = {'balance.ratios["math"]': "shrink selects nothing: every target is scaled to 50% by stratum math (5 available of 10 "
+                                          "asked), and none of the samples left could be chosen (left out by the selection: "
+                                          "not_requested 12, no_embedding 35)"}
+    with pytest.raises(SpecError) as caught:
+        services.export_preview(user=owner, dataset=dataset, spec=spec)
+    assert caught.value.errors == expected
+    with pytest.raises(SpecError) as caught:
+        services.export_create(user=owner, dataset=dataset, spec=spec, enqueue=False)
+    assert caught.value.errors == expected
+    assert not Export.objects.exists() and not export_root.exists()
+
+
+def test_a_build_whose_shrink_is_emptied_after_it_was_asked_for_fails_naming_the_stratum(owner, dataset, mixed):
+    # given an export asked for while math passed its metric filter (metrics are not versioned)
+    for s in mixed:
+        SampleMetric.objects.create(sample=s, dataset=dataset, metric="ifd", value=0.1)
+    spec = {"name": "m", "filters": {"metrics": {"ifd": {"max": 0.5}}},
+            "balance": {"by": ["task_type"], "mode": "counts", "counts": {"qa": 4, "math": 2}, "short": "shrink"}}
+    export = services.export_create(user=owner, dataset=dataset, spec=spec, enqueue=False)
+    # when math's scores change before the build
+    SampleMetric.objects.filter(sample__task_type="math").update(value=0.9)
+    export = services.export_build(export_id=export.pk)
+    # then the build fails with the same reason, and leaves no files
+    assert export.status == Export.Status.FAILED
+    assert export.error == ("The spec selects no samples: stratum math has no samples after the filters, so shrink would select "
+                            "nothing: set its target to 0, remove it, or use take_all.")
+    assert not ExportFile.objects.filter(export=export).exists() and not storage.export_dir(export).exists()
+
+
+def test_share_percent_reads_as_a_person_expects():
+    assert [services.share_percent(p, t) for p, t in ((3, 200), (1, 3), (4, 10), (5, 10), (1999, 2000), (1, 3000), (1, 10**7), (0, 5))] == [
+        "1.5", "33.3", "40", "50", "99.95", "0.0333", "<0.01", "0"]
+
+
 # --- revisions --------------------------------------------------------------------------------
 
 def test_the_newest_approved_revision_replaces_the_answer_and_is_listed(owner, dataset):

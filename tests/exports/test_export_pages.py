@@ -123,6 +123,44 @@ def test_a_wrong_spec_shows_its_errors_by_field(owner_client, dataset, samples):
     assert "balance.counts[&quot;qa/hard&quot;]: has 2 parts but balance.by has 1" in html
 
 
+def test_the_preview_says_how_far_a_shrink_went_and_which_stratum_set_it(owner_client, dataset, samples):
+    # given 8 qa and 4 code approved; 400 qa and 300 code asked, shrunk in proportion
+    data = form_data(balance_mode="counts", balance_table="qa = 400\ncode = 300", cap=None, short="shrink", validation="0")
+    # when previewed
+    response = owner_client.post(reverse("exports:export_preview", args=[dataset.slug]), data, **HTMX)
+    # then the factor min(8/400, 4/300) = 1/75 was set by code, and the preview says so
+    html = response.content.decode()
+    assert response.status_code == 200
+    notice = re.search(r'<p class="notice" id="preview-shrink">(.*?)</p>', html, re.S).group(1)
+    assert notice == ("Shrunk to 1.33% of the targets, limited by code: 4 available of 300 asked. "
+                      "Every stratum is scaled by the same share to keep the mixture.")
+    # quotas 5.33 qa and 4 code: 9 chosen
+    assert re.search(r'id="preview-chosen">9<', html)
+    # and in Chinese
+    owner_client.post(reverse("set_language"), {"language": "zh-hans", "next": "/"})
+    zh = owner_client.post(reverse("exports:export_preview", args=[dataset.slug]), data, **HTMX).content.decode()
+    notice = re.search(r'<p class="notice" id="preview-shrink">(.*?)</p>', zh, re.S).group(1)
+    assert notice.startswith("已缩减至目标的 1.33%，受限于 code：可用 4 条，要求 300 条。")
+
+
+def test_preview_and_build_refuse_a_shrink_that_a_stratum_without_samples_would_empty(owner_client, dataset, samples,
+                                                                                     django_capture_on_commit_callbacks):
+    # given a shrink that asks for 3 of "math", which has no samples
+    data = form_data(balance_mode="counts", balance_table="qa = 6\nmath = 3", cap=None, short="shrink")
+    message = ("balance.counts[&quot;math&quot;]: stratum math has no samples after the filters, so shrink would select nothing: "
+               "set its target to 0, remove it, or use take_all")
+    # when previewed: the error, by the counts field, instead of an empty preview
+    preview = owner_client.post(reverse("exports:export_preview", args=[dataset.slug]), data, **HTMX).content.decode()
+    assert "The spec has errors" in preview
+    assert f"<li>Counts or ratios per stratum: {message}</li>" in preview
+    assert 'id="preview-chosen"' not in preview
+    # when built: refused on the form, nothing made
+    response = build(owner_client, dataset, data, django_capture_on_commit_callbacks)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert Export.objects.count() == 0
+
+
 def test_the_json_box_is_the_spec_when_ticked(owner_client, dataset, samples, django_capture_on_commit_callbacks):
     spec = '{"name": "from-json", "balance": {"by": ["task_type"], "mode": "counts", "counts": {"qa": 2, "code": 1}}}'
     data = {"use_json": "on", "spec_json": spec, "name": "", "status": []}

@@ -609,6 +609,25 @@ def test_a_preview_builds_nothing_and_a_read_only_token_may_ask(owner, dataset, 
     assert (bad.status_code, bad.json()["code"], list(bad.json()["errors"])) == (400, "invalid_spec", ["size"])
 
 
+def test_a_shrink_that_a_stratum_without_samples_would_empty_answers_400_naming_it(owner, dataset, export_root,
+                                                                                 django_capture_on_commit_callbacks):
+    # given 5 qa samples and a shrink spec asking for 3 of "math", which has none
+    _approved(dataset, 5)
+    spec = {"name": "s", "balance": {"by": ["task_type"], "mode": "counts", "counts": {"qa": 4, "math": 3}, "short": "shrink"}}
+    expected = {"code": "invalid_spec", "detail": "The export spec is not valid.", "errors": {
+        'balance.counts["math"]': "stratum math has no samples after the filters, so shrink would select nothing: "
+                                  "set its target to 0, remove it, or use take_all"}}
+    client = session(owner)
+    # when it is asked for, and previewed
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        created = client.post(base(dataset), spec, format="json")
+    preview = client.post(f"{base(dataset)}preview/", spec, format="json")
+    # then both answer 400 with the stratum's path and the message, and nothing was made
+    assert (created.status_code, created.json()) == (400, expected)
+    assert (preview.status_code, preview.json()) == (400, expected)
+    assert callbacks == [] and Export.objects.count() == 0 and not export_root.exists()
+
+
 # --- the schema -------------------------------------------------------------------------------------
 
 def test_the_schema_lists_every_export_operation(owner_client):

@@ -133,6 +133,40 @@ def test_shrink_end_to_end_keeps_the_mixture_and_names_the_limiting_stratum():
     assert sel.dropped == {"shrunk": 12, "over_target": 30}
 
 
+def test_shrink_records_the_limiting_stratum_and_the_share_of_the_targets_kept():
+    # given qa/hard with 3 candidates of 200 asked, qa/easy 100 of 100 and code/- 100 of 50
+    pool = cands({"qa/hard": 3, "qa/easy": 100, "code/-": 100})
+    s = spec(balance={"by": ["task_type", "difficulty"], "mode": "counts", "short": "shrink",
+                      "counts": {"qa/hard": 200, "qa/easy": 100, "code/-": 50}})
+    # when selected
+    sel = select_for_spec(pool, s)
+    # then the factor is min(3/200, 100/100, 100/50) = 3/200, set by qa/hard
+    assert sel.shrink == {"factor": 0.015, "limited_by": "qa/hard", "pool": 3, "target": 200}
+    # quotas 3, 1.5 and 0.75 sum to 5.25: 5 samples, floors 3, 1, 0 and the one left to code/- (remainder .75 > .5)
+    assert {k: (v["pool"], v["target"], v["chosen"], v["short"]) for k, v in sel.strata.items()} == {
+        "qa/hard": (3, 200, 3, True), "qa/easy": (100, 100, 1, False), "code/-": (100, 50, 1, False)}
+    assert sel.dropped == {"shrunk": 99 + 49, "over_target": 50}
+    assert sel.report()["shrink"] == sel.shrink
+
+
+def test_a_tiny_shrink_factor_keeps_its_significant_digits_instead_of_reading_zero():
+    effective, shrink = apply_short({"a": 1, "b": 10**8}, {"a": 10**7, "b": 10**8}, "shrink")
+    assert shrink == {"factor": 1e-07, "limited_by": "a", "pool": 1, "target": 10**7}
+    assert effective == {"a": 1, "b": 10}
+    _e, third = apply_short({"a": 1, "b": 9}, {"a": 3, "b": 9}, "shrink")
+    assert third["factor"] == 0.333333
+
+
+def test_a_requested_stratum_without_candidates_shrinks_every_stratum_to_nothing():
+    # the selection itself: factor 0, set by the empty stratum, nothing chosen (the services refuse this spec)
+    pool = cands({"qa": 10, "code": 5})
+    s = spec(balance={"by": ["task_type"], "mode": "counts", "counts": {"qa": 4, "code": 2, "math": 3}, "short": "shrink"})
+    sel = select_for_spec(pool, s)
+    assert sel.shrink == {"factor": 0.0, "limited_by": "math", "pool": 0, "target": 3}
+    assert len(sel) == 0
+    assert {k: (v["pool"], v["target"], v["chosen"]) for k, v in sel.strata.items()} == {"code": (5, 2, 0), "math": (0, 3, 0), "qa": (10, 4, 0)}
+
+
 def test_everything_passes_when_nothing_limits_it():
     sel = select_for_spec(cands({"all": 9}), spec())
     assert sel.train_ids.tolist() == list(range(1, 10))
