@@ -73,6 +73,35 @@ def last_instruction_of(messages: Sequence[dict]) -> str:
     return next((messages[i]["content"] for i in range(last_answer - 1, -1, -1) if messages[i].get("role") == "user"), "")
 
 
+def parse_languages(value: str) -> list[str]:
+    """SFTDESK_EMBEDDER_LANGUAGES as a sorted list of language codes; ["*"] for every language."""
+    codes = sorted({c.strip().lower() for c in (value or "").split(",") if c.strip()})
+    return ["*"] if not codes or "*" in codes else codes
+
+
+def embedder_covers(run, samples: Sequence[Sample]) -> list[bool]:
+    """Whether the run's embedder understands each sample's language (Sample.language). A sample with
+    no detected language (no letters: code, numbers) counts as covered; a run made before languages
+    were recorded covers everything."""
+    languages = set(run.params.get("embedder_languages") or ["*"])
+    if "*" in languages:
+        return [True] * len(samples)
+    return [not s.language or s.language in languages for s in samples]
+
+
+def coverage_summary(run, samples: Sequence[Sample], covered: Sequence[bool], skipped: Sequence[str]) -> dict[str, Any] | None:
+    """What the embedder could not judge, for the report: {"languages", "not_covered": {language: n},
+    "metrics": [...]}; None when it covers every sample."""
+    missing: dict[str, int] = defaultdict(int)
+    for s, ok in zip(samples, covered, strict=True):
+        if not ok:
+            missing[s.language] += 1
+    if not missing:
+        return None
+    return {"languages": run.params.get("embedder_languages"), "not_covered": dict(sorted(missing.items(), key=lambda kv: -kv[1])),
+            "metrics": sorted(skipped)}
+
+
 def _h(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
@@ -169,8 +198,10 @@ def embed_stage(run, samples: Sequence[Sample]) -> Outcome:
         ref_vecs = embed_texts(samples, "reference", refs, embedder, key)[0] if refs else {}
         from scoring.metrics import consistency
 
+        covered = dict(zip((s.id for s in samples), embedder_covers(run, samples), strict=True))
         for sid, vec in ref_vecs.items():
-            out.results[sid] = [consistency.reference_similarity(answers[sid], vec)]
+            if covered[sid]:
+                out.results[sid] = [consistency.reference_similarity(answers[sid], vec)]
     if "completeness" in run.metrics:
         from scoring.metrics import completeness
 
@@ -189,8 +220,12 @@ def embed_stage(run, samples: Sequence[Sample]) -> Outcome:
             pos += len(sentences[sid])
         refs = {s.id: s.meta.get("reference_answer") for s in samples if isinstance(s.meta, dict) and s.meta.get("reference_answer")}
         ref_vecs, _c, _r = embed_texts(samples, "reference", refs, embedder, key) if refs else ({}, 0, 0)
+        covered = dict(zip((s.id for s in samples), embedder_covers(run, samples), strict=True))
         for s in samples:
-            items = [completeness.completeness(asks[s.id], ask_vecs[s.id], sent_vecs[s.id])]
+            if not covered[s.id]:
+                continue  # similarities in a language the embedder does not know are noise: no value, no flag
+            # an empty answer covers nothing, and the empty_answer rule already says so
+            items = [completeness.completeness(asks[s.id], ask_vecs[s.id], sent_vecs[s.id])] if sentences[s.id] else []
             if s.id in ref_vecs:
                 from scoring.metrics import consistency
 
@@ -302,7 +337,8 @@ def dataset_stage(run, samples: Sequence[Sample]) -> Outcome:
         else:
             both = inst_vecs + ans_vecs
             both /= np.maximum(np.linalg.norm(both, axis=1, keepdims=True), 1e-12)
-            semantic = duplicates.semantic_duplicate_groups(ids, both)
+            keep = np.flatnonzero(embedder_covers(run, samples))
+            semantic = duplicates.semantic_duplicate_groups([ids[i] for i in keep], both[keep])
         for kind, groups in (("exact", exact), ("near", near), ("semantic", semantic)):
             for sid, result in duplicates.group_results(groups, kind).items():
                 matched = result.details.get("matched")
@@ -327,7 +363,10 @@ def dataset_stage(run, samples: Sequence[Sample]) -> Outcome:
 
 def dataset_extras(run, samples, ids, per_sample, out) -> dict[str, Any]:
     """Embedding-based dataset metrics (diversity, conciseness, consistency, label errors) and the
-    difficulty buckets; each is skipped with a recorded error when its inputs are missing."""
+    difficulty buckets; each is skipped with a recorded error when its inputs are missing. Samples
+    in a language the embedder does not cover (SFTDESK_EMBEDDER_LANGUAGES) are left out of every
+    judgement made from similarities (clusters, length against similar instructions, consistency
+    groups, label errors) rather than judged on noise; the summary says how many and why."""
     from scoring.metrics import conciseness, consistency, diversity
 
     summary: dict[str, Any] = {}
@@ -339,32 +378,52 @@ def dataset_extras(run, samples, ids, per_sample, out) -> dict[str, Any]:
         wanted = set()
     instructions = [instruction_of(s.messages) for s in samples]
     answers = [answer_of(s.messages) for s in samples]
+    covered = embedder_covers(run, samples)
+    keep = [i for i, ok in enumerate(covered) if ok]
+    by_similarity = set(run.metrics) & {"duplicates", "completeness", "accuracy"} | wanted
+    if len(keep) < len(samples) and by_similarity:
+        summary["embedder_coverage"] = coverage_summary(run, samples, covered, sorted(by_similarity))
+    k_ids, k_samples = [ids[i] for i in keep], [samples[i] for i in keep]
+    k_inst = inst[keep] if inst is not None else None
+    k_ans = ans[keep] if ans is not None else None
     inst_clusters = None
-    if wanted & {"diversity", "conciseness"} and len(ids) >= 2:
-        inst_clusters = diversity.kmeans_clusters(inst, seed=0)
-    if "diversity" in wanted and inst_clusters is not None:
-        ans_clusters = diversity.kmeans_clusters(ans, seed=0)
-        out.metrics.append("cluster")
-        for sid, result in zip(ids, diversity.cluster_results(inst_clusters, ans_clusters), strict=True):
-            per_sample[sid].append(result)
-        summary["diversity"] = diversity.diversity_summary(
-            inst, ans, [s.task_type for s in samples], [s.language for s in samples], [cleaning.count_tokens(a) for a in answers],
-            instruction_clusters=inst_clusters, answer_clusters=ans_clusters,
-        )
-    if "conciseness" in wanted and inst_clusters is not None:
+    if wanted & {"diversity", "conciseness"} and len(keep) >= 2:
+        inst_clusters = diversity.kmeans_clusters(k_inst, seed=0)
+    if "diversity" in wanted:
+        lengths = [cleaning.count_tokens(a) for a in answers]
+        if inst_clusters is not None:
+            ans_clusters = diversity.kmeans_clusters(k_ans, seed=0)
+            out.metrics.append("cluster")
+            for sid, result in zip(k_ids, diversity.cluster_results(inst_clusters, ans_clusters), strict=True):
+                per_sample[sid].append(result)
+            summary["diversity"] = diversity.diversity_summary(
+                k_inst, k_ans, [s.task_type for s in k_samples], [s.language for s in k_samples], [lengths[i] for i in keep],
+                instruction_clusters=inst_clusters, answer_clusters=ans_clusters,
+            )
+        else:
+            summary["diversity"] = {}
+        # the distributions need no embedder: over every sample
+        summary["diversity"].update({"n": len(samples), "clustered": len(keep) if inst_clusters is not None else 0,
+                                     **diversity.distributions_summary([s.task_type for s in samples], [s.language for s in samples], lengths)})
+    if "conciseness" in wanted:
         out.metrics.append("conciseness")
         # "Similar instructions": same instruction cluster and, where the data has one, same task type.
-        groups = [f"{c}/{s.task_type}" if s.task_type else str(c) for c, s in zip(inst_clusters.labels.tolist(), samples, strict=True)]
+        # Samples the embedder does not cover have no cluster: repetition and structure only.
+        labels = dict(zip(keep, inst_clusters.labels.tolist(), strict=True)) if inst_clusters is not None else {}
+        groups = [(f"{labels[i]}/{s.task_type}" if s.task_type else str(labels[i])) if i in labels else None for i, s in enumerate(samples)]
         for sid, result in zip(ids, conciseness.conciseness_results(answers, groups), strict=True):
             per_sample[sid].append(result)
-    if "consistency" in wanted:
+    if "consistency" in wanted and keep:
         out.metrics.append("internal_consistency")
-        for sid, result in zip(ids, consistency.internal_consistency(display_ids(samples), instructions, answers, inst), strict=True):
-            per_sample[sid].append(result)
-    if "label_errors" in wanted:
+        shown = display_ids(samples)
+        for i, result in zip(keep, consistency.internal_consistency([shown[i] for i in keep], [instructions[i] for i in keep],
+                                                                    [answers[i] for i in keep], k_inst), strict=True):
+            per_sample[ids[i]].append(result)
+    if "label_errors" in wanted and keep:
         out.metrics.append("label_error")
-        for sid, result in zip(ids, consistency.label_error_candidates(display_ids(samples), inst, answers), strict=True):
-            per_sample[sid].append(result)
+        shown = display_ids(samples)
+        for i, result in zip(keep, consistency.label_error_candidates([shown[i] for i in keep], k_inst, [answers[i] for i in keep]), strict=True):
+            per_sample[ids[i]].append(result)
     bucket_dataset_difficulty(run, ids, per_sample, out)
     return summary
 

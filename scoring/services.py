@@ -113,6 +113,7 @@ def run_create(*, user: AbstractBaseUser | None, dataset: Dataset, metrics: str 
             dataset=dataset, created_by=user if user is not None and user.is_authenticated else None, metrics=names,
             stages=plan_stages(names), code_version=code_version(),
             params={"chunk_size": settings.SFTDESK_SCORING_CHUNK_SIZE, "embedder": settings.SFTDESK_EMBEDDER or "default",
+                    "embedder_languages": compute.parse_languages(settings.SFTDESK_EMBEDDER_LANGUAGES),
                     "causal_lm": settings.SFTDESK_CAUSAL_LM or None, "reward_model": settings.SFTDESK_REWARD_MODEL or None,
                     "reward_threshold": settings.SFTDESK_REWARD_THRESHOLD, **compute.config_params(),
                     # every stage scores the same samples: those present when the run was made

@@ -171,6 +171,9 @@ SFTDESK_ADMIN_USER = os.environ.get("SFTDESK_ADMIN_USER", "admin")
 
 # Scoring: models are local paths (nothing is downloaded). Empty embedder = the bundled all-MiniLM-L6-v2.
 SFTDESK_EMBEDDER = os.environ.get("SFTDESK_EMBEDDER", "")
+# The languages (Sample.language codes) the embedder understands; "*" = every language. The bundled
+# all-MiniLM-L6-v2 is English-only: its similarities on Chinese text are noise.
+SFTDESK_EMBEDDER_LANGUAGES = os.environ.get("SFTDESK_EMBEDDER_LANGUAGES") or ("*" if SFTDESK_EMBEDDER else "en")
 SFTDESK_CAUSAL_LM = os.environ.get("SFTDESK_CAUSAL_LM", "")
 SFTDESK_REWARD_MODEL = os.environ.get("SFTDESK_REWARD_MODEL", "")  # a judge with a sequence-classification head
 SFTDESK_REWARD_THRESHOLD = float(os.environ["SFTDESK_REWARD_THRESHOLD"]) if os.environ.get("SFTDESK_REWARD_THRESHOLD") else None

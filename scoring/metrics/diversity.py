@@ -326,12 +326,21 @@ def diversity_summary(
             raise ValueError(f"{name} has {len(seq)} rows, instruction_emb has {n}")
     instruction_clusters = instruction_clusters or kmeans_clusters(inst, seed=seed)
     answer_clusters = answer_clusters or kmeans_clusters(ans, seed=seed)
-    lengths = np.asarray(answer_lengths, dtype=np.float64)
-    task_counts = distribution(task_types)
     return {
         "n": n,
         "instructions": cluster_summary(instruction_clusters, inst),
         "answers": cluster_summary(answer_clusters, ans),
+        **distributions_summary(task_types, languages, answer_lengths),
+    }
+
+
+def distributions_summary(task_types: Sequence[Hashable], languages: Sequence[Hashable], answer_lengths: Sequence[float]) -> dict[str, Any]:
+    """The parts of `diversity_summary` that need no embeddings: task type distribution and entropy,
+    languages, answer length median, mean and histogram."""
+    lengths = np.asarray(answer_lengths, dtype=np.float64)
+    n = len(lengths)
+    task_counts = distribution(task_types)
+    return {
         "task_types": _str_keys(task_counts),
         "task_type_entropy": round(_entropy_of_counts(np.array(list(task_counts.values()), dtype=np.float64)), 6),
         "task_type_normalized_entropy": round(normalized_entropy(task_types), 6),

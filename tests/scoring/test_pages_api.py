@@ -174,3 +174,11 @@ def test_csv_report_cells_cannot_become_formulas(owner_client, scored):
     body = b"".join(owner_client.get(reverse("scoring:report", args=["demo", "csv"])).streaming_content).decode()
     assert "'=HYPERLINK" in body
     assert "\n=HYPERLINK" not in body and ',=HYPERLINK' not in body
+
+
+def test_quality_page_says_which_samples_the_embedder_cannot_judge(owner_client, demo):
+    services.run_inline(run_id=services.run_create(user=None, dataset=demo, metrics="diversity", enqueue=False).pk)
+    body = owner_client.get(reverse("scoring:quality", args=["demo"])).content.decode()
+    assert 'id="embedder-coverage"' in body
+    assert "The embedder understands en only." in body and "<b>28</b> zh" in body
+    assert "SFTDESK_EMBEDDER_LANGUAGES" in body

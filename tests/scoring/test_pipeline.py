@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.test import override_settings
 
@@ -162,3 +163,40 @@ def test_samples_imported_during_a_run_wait_for_the_next_one(demo):
     run = services.run_inline(run_id=run.pk)
     assert not SampleMetric.objects.filter(sample__external_id="late").exists()
     assert run.samples_total == 61
+
+
+SIMILARITY_METRICS = {"semantic_duplicate", "cluster", "completeness", "reference_similarity", "internal_consistency", "label_error"}
+
+
+def test_an_english_embedder_judges_no_chinese_sample_by_similarity(demo):
+    """The bundled all-MiniLM-L6-v2 is English-only: on Chinese text its cosines are noise (unrelated
+    sentences at 0.95). Chinese samples get no similarity-based value or flag, and the report says so."""
+    assert settings.SFTDESK_EMBEDDER_LANGUAGES == "en"  # the default with the bundled model
+    run = services.run_inline(run_id=services.run_create(user=None, dataset=demo, metrics="all", enqueue=False).pk)
+    assert run.status == "succeeded", run.errors
+    assert run.params["embedder_languages"] == ["en"]
+    zh = set(Sample.objects.filter(dataset=demo, language="zh").values_list("id", flat=True))
+    others = set(Sample.objects.filter(dataset=demo).exclude(language="zh").values_list("id", flat=True))
+    assert (len(zh), len(others)) == (28, 33)  # 61 samples: one of the 62 records is an exact duplicate, skipped at import
+    assert not SampleMetric.objects.filter(sample_id__in=zh, metric__in=SIMILARITY_METRICS).exists()
+    assert set(SampleMetric.objects.filter(metric="cluster").values_list("sample_id", flat=True)) == others
+    # conciseness still judges repetition and structure, without a cluster to compare lengths with
+    concise = dict(SampleMetric.objects.filter(metric="conciseness", sample_id__in=zh).values_list("sample_id", "details"))
+    assert set(concise) == zh and all(d["cluster"] is None for d in concise.values())
+    assert run.summary["embedder_coverage"] == {
+        "languages": ["en"], "not_covered": {"zh": 28},
+        "metrics": ["accuracy", "completeness", "conciseness", "consistency", "diversity", "duplicates", "label_errors"]}
+    diversity = run.summary["diversity"]
+    assert (diversity["n"], diversity["clustered"], diversity["languages"]) == (61, 33, {"en": 33, "zh": 28})
+    assert sum(diversity["instructions"]["cluster_sizes"].values()) == 33
+    assert sum(diversity["answer_length_histogram"].values()) == 61
+
+
+def test_a_multilingual_embedder_judges_every_sample(demo):
+    with override_settings(SFTDESK_EMBEDDER_LANGUAGES="zh, EN"):
+        run = services.run_create(user=None, dataset=demo, metrics="diversity", enqueue=False)
+    assert run.params["embedder_languages"] == ["en", "zh"]
+    run = services.run_inline(run_id=run.pk)
+    assert SampleMetric.objects.filter(metric="cluster").count() == 61
+    assert "embedder_coverage" not in run.summary
+    assert run.summary["diversity"]["clustered"] == 61
