@@ -184,26 +184,29 @@ def embed_texts(samples: Sequence[Sample], kind: str, texts: dict[int, str], emb
 
 
 def embed_stage(run, samples: Sequence[Sample]) -> Outcome:
+    """Instruction and answer embeddings (kept for reuse), completeness and reference similarity.
+    Samples in a language the embedder does not cover are not embedded: their similarities would be
+    noise, and nothing downstream may use them (they count as `skipped`)."""
     out = Outcome()
     embedder = _embedder(run)
     key = embedder_key(embedder)
     out.models["embedder"] = jsonable(embedder.info())
     out.models["embedder_key"] = key
+    out.sample_ids = [s.id for s in samples]  # every sample's rows of the stage's metrics are replaced
+    samples = [s for s, ok in zip(samples, embedder_covers(run, samples), strict=True) if ok]
     _vi, computed, reused = embed_texts(samples, "instruction", {s.id: instruction_of(s.messages) for s in samples}, embedder, key)
     answers, c2, r2 = embed_texts(samples, "answer", {s.id: answer_of(s.messages) for s in samples}, embedder, key)
     out.computed, out.reused = computed + c2, reused + r2
+    refs = {s.id: s.meta.get("reference_answer") for s in samples if isinstance(s.meta, dict) and s.meta.get("reference_answer")}
     if "accuracy" in run.metrics and "completeness" not in run.metrics:
-        out.metrics.append("reference_similarity")
-        refs = {s.id: s.meta.get("reference_answer") for s in samples if isinstance(s.meta, dict) and s.meta.get("reference_answer")}
-        ref_vecs = embed_texts(samples, "reference", refs, embedder, key)[0] if refs else {}
         from scoring.metrics import consistency
 
-        covered = dict(zip((s.id for s in samples), embedder_covers(run, samples), strict=True))
+        out.metrics.append("reference_similarity")
+        ref_vecs = embed_texts(samples, "reference", refs, embedder, key)[0] if refs else {}
         for sid, vec in ref_vecs.items():
-            if covered[sid]:
-                out.results[sid] = [consistency.reference_similarity(answers[sid], vec)]
+            out.results[sid] = [consistency.reference_similarity(answers[sid], vec)]
     if "completeness" in run.metrics:
-        from scoring.metrics import completeness
+        from scoring.metrics import completeness, consistency
 
         out.metrics += ["completeness", "reference_similarity"]
         asks = {s.id: completeness.split_asks(last_instruction_of(s.messages)) for s in samples}
@@ -218,20 +221,13 @@ def embed_stage(run, samples: Sequence[Sample]) -> Outcome:
         for sid in sentences:
             sent_vecs[sid] = vecs[pos:pos + len(sentences[sid])]
             pos += len(sentences[sid])
-        refs = {s.id: s.meta.get("reference_answer") for s in samples if isinstance(s.meta, dict) and s.meta.get("reference_answer")}
         ref_vecs, _c, _r = embed_texts(samples, "reference", refs, embedder, key) if refs else ({}, 0, 0)
-        covered = dict(zip((s.id for s in samples), embedder_covers(run, samples), strict=True))
         for s in samples:
-            if not covered[s.id]:
-                continue  # similarities in a language the embedder does not know are noise: no value, no flag
             # an empty answer covers nothing, and the empty_answer rule already says so
             items = [completeness.completeness(asks[s.id], ask_vecs[s.id], sent_vecs[s.id])] if sentences[s.id] else []
             if s.id in ref_vecs:
-                from scoring.metrics import consistency
-
                 items.append(consistency.reference_similarity(answers[s.id], ref_vecs[s.id]))
             out.results[s.id] = items
-    out.sample_ids = [s.id for s in samples]
     return out
 
 
@@ -324,21 +320,23 @@ def dataset_stage(run, samples: Sequence[Sample]) -> Outcome:
     per_sample: dict[int, list[MetricResult]] = defaultdict(list)
     texts = [(s.id, instruction_of(s.messages) + "\n\n" + answer_of(s.messages)) for s in samples]
 
+    covered_ids = [sid for sid, ok in zip(ids, embedder_covers(run, samples), strict=True) if ok]
     if "duplicates" in run.metrics:
         out.metrics += ["exact_duplicate", "near_duplicate", "semantic_duplicate"]
         exact = duplicates.exact_duplicate_groups(texts)
         near = duplicates.near_duplicate_groups(texts)
-        inst_vecs = _load_vectors(run, ids, "instruction")
-        ans_vecs = _load_vectors(run, ids, "answer")
+        inst_vecs = _load_vectors(run, covered_ids, "instruction")
+        ans_vecs = _load_vectors(run, covered_ids, "answer")
         semantic = []
-        if inst_vecs is None or ans_vecs is None:
+        if not covered_ids:
+            pass  # no sample in a language the embedder knows: nothing to compare (the summary says why)
+        elif inst_vecs is None or ans_vecs is None:
             out.metrics.remove("semantic_duplicate")  # keep earlier results rather than erase them
             out.errors.append({"stage": "dataset", "message": "semantic duplicates skipped: embeddings are missing (see the embed stage's error)"})
         else:
             both = inst_vecs + ans_vecs
             both /= np.maximum(np.linalg.norm(both, axis=1, keepdims=True), 1e-12)
-            keep = np.flatnonzero(embedder_covers(run, samples))
-            semantic = duplicates.semantic_duplicate_groups([ids[i] for i in keep], both[keep])
+            semantic = duplicates.semantic_duplicate_groups(covered_ids, both)
         for kind, groups in (("exact", exact), ("near", near), ("semantic", semantic)):
             for sid, result in duplicates.group_results(groups, kind).items():
                 matched = result.details.get("matched")
@@ -353,7 +351,7 @@ def dataset_stage(run, samples: Sequence[Sample]) -> Outcome:
                                      "near_flagged": sum(len(g.members) for g in near),
                                      "semantic_flagged": sum(len(g.members) for g in semantic)}
 
-    extra = dataset_extras(run, samples, ids, per_sample, out)
+    extra = dataset_extras(run, samples, ids, covered_ids, per_sample, out)
     out.summary.update(extra)
     _VECTOR_CACHE.pop(run.pk, None)
     out.results = dict(per_sample)
@@ -361,7 +359,7 @@ def dataset_stage(run, samples: Sequence[Sample]) -> Outcome:
     return out
 
 
-def dataset_extras(run, samples, ids, per_sample, out) -> dict[str, Any]:
+def dataset_extras(run, samples, ids, covered_ids, per_sample, out) -> dict[str, Any]:
     """Embedding-based dataset metrics (diversity, conciseness, consistency, label errors) and the
     difficulty buckets; each is skipped with a recorded error when its inputs are missing. Samples
     in a language the embedder does not cover (SFTDESK_EMBEDDER_LANGUAGES) are left out of every
@@ -371,21 +369,19 @@ def dataset_extras(run, samples, ids, per_sample, out) -> dict[str, Any]:
 
     summary: dict[str, Any] = {}
     wanted = set(run.metrics) & {"diversity", "conciseness", "consistency", "label_errors"}
-    inst = _load_vectors(run, ids, "instruction") if wanted else None
-    ans = _load_vectors(run, ids, "answer") if wanted else None
-    if wanted and (inst is None or ans is None):
+    covered = embedder_covers(run, samples)
+    keep = [i for i, ok in enumerate(covered) if ok]
+    k_inst = _load_vectors(run, covered_ids, "instruction") if wanted and keep else None
+    k_ans = _load_vectors(run, covered_ids, "answer") if wanted and keep else None
+    if wanted and keep and (k_inst is None or k_ans is None):
         out.errors.append({"stage": "dataset", "message": f"{', '.join(sorted(wanted))} skipped: embeddings are missing (see the embed stage's error)"})
         wanted = set()
     instructions = [instruction_of(s.messages) for s in samples]
     answers = [answer_of(s.messages) for s in samples]
-    covered = embedder_covers(run, samples)
-    keep = [i for i, ok in enumerate(covered) if ok]
     by_similarity = set(run.metrics) & {"duplicates", "completeness", "accuracy"} | wanted
     if len(keep) < len(samples) and by_similarity:
         summary["embedder_coverage"] = coverage_summary(run, samples, covered, sorted(by_similarity))
-    k_ids, k_samples = [ids[i] for i in keep], [samples[i] for i in keep]
-    k_inst = inst[keep] if inst is not None else None
-    k_ans = ans[keep] if ans is not None else None
+    k_ids, k_samples = covered_ids, [samples[i] for i in keep]
     inst_clusters = None
     if wanted & {"diversity", "conciseness"} and len(keep) >= 2:
         inst_clusters = diversity.kmeans_clusters(k_inst, seed=0)

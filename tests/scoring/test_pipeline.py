@@ -12,7 +12,7 @@ from django.test import override_settings
 
 from annotator.models import Dataset, Sample
 from scoring import services
-from scoring.models import SampleFlag, SampleMetric, ScoringChunk, ScoringRun
+from scoring.models import SampleEmbedding, SampleFlag, SampleMetric, ScoringChunk, ScoringRun
 
 pytestmark = [pytest.mark.django_db, pytest.mark.both]  # also on PostgreSQL (its COPY upsert path)
 
@@ -76,10 +76,11 @@ def test_a_chunk_run_twice_writes_its_rows_once(demo):
 
 def test_unchanged_samples_are_not_recomputed(demo):
     first = services.run_inline(run_id=services.run_create(user=None, dataset=demo, metrics="rules,duplicates", enqueue=False).pk)
-    assert (first.samples_computed, first.samples_reused) == (61 * 3, 0)  # rules + two embeddings per sample
+    # rules for each of the 61 samples, two embeddings for each of the 33 the English embedder covers
+    assert (first.samples_computed, first.samples_reused) == (61 + 33 * 2, 0)
     before = flags(demo)
     second = services.run_inline(run_id=services.run_create(user=None, dataset=demo, metrics="rules,duplicates", enqueue=False).pk)
-    assert (second.samples_computed, second.samples_reused) == (0, 61 * 3)
+    assert (second.samples_computed, second.samples_reused) == (0, 61 + 33 * 2)
     assert flags(demo) == before
 
 
@@ -179,6 +180,8 @@ def test_an_english_embedder_judges_no_chinese_sample_by_similarity(demo):
     others = set(Sample.objects.filter(dataset=demo).exclude(language="zh").values_list("id", flat=True))
     assert (len(zh), len(others)) == (28, 33)  # 61 samples: one of the 62 records is an exact duplicate, skipped at import
     assert not SampleMetric.objects.filter(sample_id__in=zh, metric__in=SIMILARITY_METRICS).exists()
+    assert not SampleEmbedding.objects.filter(sample_id__in=zh).exists()  # not even embedded: nothing may use them
+    assert SampleEmbedding.objects.filter(sample_id__in=others, kind="instruction").count() == 33
     assert set(SampleMetric.objects.filter(metric="cluster").values_list("sample_id", flat=True)) == others
     # conciseness still judges repetition and structure, without a cluster to compare lengths with
     concise = dict(SampleMetric.objects.filter(metric="conciseness", sample_id__in=zh).values_list("sample_id", "details"))
