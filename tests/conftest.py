@@ -15,6 +15,17 @@ from scoring.metrics.text import content_hash
 pytest_plugins = ["tests.integration.worker"]
 
 
+@pytest.fixture(autouse=True)
+def _language_reset():
+    """A request in Chinese (LocaleMiddleware) leaves the thread's language active after it: every test
+    starts and ends in the default language, so messages checked in English do not depend on order."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()

@@ -77,6 +77,10 @@ class ConcisenessConfig:
 _LIST_LINE = re.compile(r"^\s*(?:[-*+•·●▪]\s+|\d{1,3}[.)、]\s*|[(（]\d{1,3}[)）]|[一二三四五六七八九十]{1,3}、)", re.M)
 _HEADING = re.compile(r"^\s*(?:#{1,6}\s+\S|\*\*[^*\n]{1,80}\*\*\s*:?\s*$|[^\n]{1,40}[:：]\s*$)", re.M)
 _FENCE = re.compile(r"^[ \t]*(```|~~~).*?(?:^[ \t]*\1[^\n]*$|\Z)", re.S | re.M)
+# A line of markup (HTML/XML, raw or escaped as &lt;...&gt;): code, not prose, even outside a fence.
+_MARKUP_LINE = re.compile(r"^[ \t]*(?:<|&lt;)/?[^\s<>&][^\n]*?(?:>|&gt;)[ \t]*$", re.M)
+# A stanza's label line: "Chorus:", "[Chorus]", "合唱：", "副歌：", "(Refrain)".
+_LABEL_LINE = re.compile(r"^\s*(?:[\[(（【][^\n]{1,20}[\])）】]|[^\n]{1,20}[:：])\s*$")
 _MIN_REPEAT_CHARS = 10  # shorter sentences ("Yes.", "例如：") may repeat without being redundant
 
 
@@ -100,12 +104,14 @@ def clarity(answer: str, config: ConcisenessConfig | None = None, *, tokens: int
     - up to 0.4 for very long sentences (> long_sentence_tokens): 0.4 x their share of the prose tokens;
     - up to 0.5 for repeated sentences (same normalized text, >= 10 characters): their share of sentences.
 
-    Code blocks are left out of the sentence checks."""
+    Code is left out of the sentence checks: fenced blocks, and lines of markup (an HTML table's
+    repeated `</tr>` is not redundant prose). So is a labelled stanza that repeats an earlier one
+    word for word ("Chorus:" / "合唱：" and the same lines again): a song's refrain, not a loop."""
     cfg = config or ConcisenessConfig()
     tokens = count_tokens(answer) if tokens is None else tokens
     issues: list[str] = []
     penalty = 0.0
-    prose = _FENCE.sub("\n\n", answer)
+    prose = _MARKUP_LINE.sub("", _FENCE.sub("\n\n", answer))
     has_code = prose != answer
     lines = [ln for ln in prose.splitlines() if ln.strip()]
     paragraphs = [p for p in re.split(r"\n\s*\n", prose) if p.strip()]
@@ -129,7 +135,7 @@ def clarity(answer: str, config: ConcisenessConfig | None = None, *, tokens: int
         longest = int(lengths.max())
         n_long = int(long_mask.sum())
         issues.append(f"{n_long} very long sentence{'s' if n_long > 1 else ''} (over {cfg.long_sentence_tokens} tokens, longest {longest})")
-    keys = [normalize_text(s).lower() for s in sentences]
+    keys = [normalize_text(s).lower() for s in split_sentences(_without_refrains(prose))]
     counts = Counter(k for k in keys if len(k) >= _MIN_REPEAT_CHARS)
     repeated = sum(c - 1 for c in counts.values() if c > 1)
     if repeated:
@@ -142,6 +148,22 @@ def clarity(answer: str, config: ConcisenessConfig | None = None, *, tokens: int
 
 # --------------------------------------------------------------------------------------------------
 # Length against the cluster
+
+
+def _without_refrains(prose: str) -> str:
+    """The prose with every repeat of a labelled stanza removed: a paragraph whose first line is a
+    label ("Chorus:", "[副歌]") and whose lines equal an earlier paragraph's with the same label."""
+    seen: set[tuple[str, ...]] = set()
+    kept = []
+    for paragraph in re.split(r"\n\s*\n", prose):
+        lines = [ln.strip() for ln in paragraph.strip().splitlines() if ln.strip()]
+        if len(lines) >= 3 and _LABEL_LINE.match(lines[0]):
+            key = tuple(normalize_text(ln).lower() for ln in lines)
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(paragraph)
+    return "\n\n".join(kept)
 
 
 def cluster_medians(lengths: Sequence[float], clusters: Sequence[Hashable]) -> dict[Hashable, tuple[float, int]]:

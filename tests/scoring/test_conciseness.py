@@ -175,3 +175,64 @@ def test_chinese_answer_counts_characters():
     assert result.details["ratio"] == pytest.approx(round(25 / 13, 4))
     assert result.flags == []
     assert result.value == pytest.approx(round(1.5 / (25 / 13), 4))
+
+
+def test_markup_lines_are_code_not_repeated_prose():
+    rows = "\n".join(f"&lt;tr&gt;\n  &lt;td&gt;语言{i}&lt;/td&gt;\n  &lt;td&gt;国家{i}&lt;/td&gt;\n&lt;/tr&gt;" for i in range(8))
+    for table in (f"&lt;table&gt;\n{rows}\n&lt;/table&gt;", f"<table>\n{rows.replace('&lt;', '<').replace('&gt;', '>')}\n</table>"):
+        assert cc.clarity(table).repeated == 0
+        assert cc.conciseness(table, cluster=None, cluster_median=None, cluster_size=0).flags == []
+
+
+SONG = """Verse 1:
+I wake up every morning with the sun upon my face,
+and I run along the river at a steady, easy pace.
+
+Chorus:
+We keep on moving, moving on the open road tonight,
+we keep on singing, singing till the morning light,
+nothing ever stops us when the stars are shining bright.
+
+Verse 2:
+The city lights are calling and the night is young and wide,
+I carry all my friends with me and all my hopes inside.
+
+Chorus:
+We keep on moving, moving on the open road tonight,
+we keep on singing, singing till the morning light,
+nothing ever stops us when the stars are shining bright."""
+
+歌 = """第 1 节：
+每天清晨我迎着阳光醒来，
+沿着河边慢慢地奔跑。
+
+合唱：
+我们一直向前，走在今夜的大路上，
+我们一直歌唱，唱到天亮，
+星光闪耀时没有什么能阻挡我们。
+
+第 2 节：
+城市的灯光在呼唤，夜还很长，
+我带着所有的朋友和希望。
+
+合唱：
+我们一直向前，走在今夜的大路上，
+我们一直歌唱，唱到天亮，
+星光闪耀时没有什么能阻挡我们。"""
+
+
+@pytest.mark.parametrize("song", [SONG, 歌])
+def test_a_songs_labelled_refrain_is_not_repetition(song):
+    result = cc.clarity(song)
+    assert result.repeated == 0 and result.issues == []
+    # the same lines repeated without their label are repetition
+    unlabelled = song.replace("Chorus:\n", "").replace("合唱：\n", "")
+    assert cc.clarity(unlabelled).repeated == 3
+
+
+def test_a_loop_of_chinese_sentences_is_still_repetitive():
+    loop = ("Python 中的浅拷贝只复制对象的引用，不会复制嵌套对象。深拷贝会递归地复制对象以及嵌套对象。"
+            + "在深拷贝中，对象的副本被复制到其他对象中。这意味着对副本所做的更改不会反映在原始对象中。" * 3)
+    result = cc.conciseness(loop, cluster=None, cluster_median=None, cluster_size=0)
+    assert result.flags == [Flag("low_clarity", "clarity 0.50 < 0.60: 4 repeated sentences of 8"),
+                            Flag("repetitive", "4 of 8 sentences repeat an earlier sentence")]
