@@ -62,7 +62,7 @@ def reason_labels() -> dict[str, str]:
         "status": _("review status not asked for"), "task_type": _("task type not asked for"), "language": _("language not asked for"),
         "duplicate": _("duplicate of a kept sample"), "flagged": _("metric flag"), "metric": _("metric out of range"),
         "consensus": _("consensus below the threshold"), "not_requested": _("stratum not asked for"),
-        "no_embedding": _("no embedding (diversity selection)"), "too_similar": _("too similar to a chosen sample"),
+        "no_embedding": _("no embedding for the diversity selection (not scored yet, or in a language the embedder does not know)"), "too_similar": _("too similar to a chosen sample"),
         "shrunk": _("stratum shrunk to keep the mixture"), "over_target": _("more than the stratum's target"),
     }
 
