@@ -7,9 +7,9 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Avg, Count, Exists, F, FloatField, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Cast, Coalesce
+from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet, Sum
 
 from annotator.models import Assignment, Dataset, GoldLabel, Label, Sample, SampleRevision
 from annotator.rubric import SCALES, config_from_settings
@@ -97,10 +97,34 @@ def dataset_agreement(dataset: Dataset, *, resamples: int = 1000, seed: int = 0)
 # Per annotator, the conflict queue, one sample's review, its audit trail
 # ---------------------------------------------------------------------------------------------
 
-def _peers_of() -> QuerySet[Label]:
-    """The other annotators' current labels on the outer label's sample."""
-    return (Label.objects.filter(sample=OuterRef("sample"), is_current=True).exclude(annotator=OuterRef("annotator"))
-            .order_by().values("sample"))
+def _peer_rows(dataset: Dataset) -> dict[int, dict]:
+    """Per annotator: current labels (gold samples apart), verdict pairs with the other annotators of
+    the same samples and how many match, and leniency per scale. One statement, whatever the size:
+    each sample's votes per verdict and sums per scale are counted once, and a label's peers are
+    those totals minus the label itself (an annotator has one current label per sample)."""
+    label, gold = Label._meta.db_table, GoldLabel._meta.db_table
+    sums = ", ".join(f"SUM({s}) AS sum_{s}, COUNT({s}) AS n_{s}" for s in SCALES)
+    lenient = ", ".join(f"AVG(CASE WHEN l.{s} IS NOT NULL AND t.n_{s} > 1 THEN l.{s} - (t.sum_{s} - l.{s}) * 1.0 / (t.n_{s} - 1) END)"
+                        for s in SCALES)
+    sql = f"""
+        WITH cur AS (
+            SELECT l.sample_id, l.annotator_id, l.verdict, {", ".join(SCALES)} FROM {label} l
+            WHERE l.dataset_id = %s AND l.is_current AND NOT EXISTS (SELECT 1 FROM {gold} g WHERE g.sample_id = l.sample_id)),
+        t AS (SELECT sample_id, SUM(CASE WHEN verdict <> '' THEN 1 ELSE 0 END) AS votes, {sums} FROM cur GROUP BY sample_id),
+        v AS (SELECT sample_id, verdict, COUNT(*) AS n FROM cur WHERE verdict <> '' GROUP BY sample_id, verdict)
+        SELECT l.annotator_id, COUNT(*),
+               SUM(CASE WHEN l.verdict <> '' THEN t.votes - 1 ELSE 0 END),
+               SUM(CASE WHEN l.verdict <> '' THEN v.n - 1 ELSE 0 END),
+               {lenient}
+        FROM cur l JOIN t ON t.sample_id = l.sample_id LEFT JOIN v ON v.sample_id = l.sample_id AND v.verdict = l.verdict
+        GROUP BY l.annotator_id"""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [dataset.pk])
+        return {
+            r[0]: {"labels": int(r[1]), "compared": int(r[2] or 0), "agreed": int(r[3] or 0),
+                   **{f"lenient_{s}": float(v) if v is not None else None for s, v in zip(SCALES, r[4:], strict=True)}}
+            for r in cursor.fetchall()
+        }
 
 
 def annotator_stats(dataset: Dataset) -> list[dict]:
@@ -111,24 +135,11 @@ def annotator_stats(dataset: Dataset) -> list[dict]:
     counts once it has two labels, finished or not); leniency per scale, the mean of (their score
     minus the mean of the others' scores on that sample); accuracy on gold samples; labels per
     hour of time on task; and skip rate (skipped / (submitted + skipped) assignments)."""
-    gold = Exists(GoldLabel.objects.filter(sample=OuterRef("sample")))
     current = Label.objects.filter(dataset=dataset, is_current=True)
-    ordinary = current.annotate(g=gold).filter(g=False)
-    voted = _peers_of().exclude(verdict="")
-    peer_votes = Coalesce(Subquery(voted.annotate(n=Count("id")).values("n")), 0)
-    peer_agree = Coalesce(Subquery(voted.filter(verdict=OuterRef("verdict")).annotate(n=Count("id")).values("n")), 0)
-    peer_mean = {s: Subquery(_peers_of().annotate(m=Avg(Cast(s, FloatField()))).values("m")) for s in SCALES}
-    has_verdict = ~Q(verdict="")
-    rows = {
-        r["annotator"]: r for r in ordinary.annotate(pv=peer_votes, pa=peer_agree, **{f"pm_{s}": m for s, m in peer_mean.items()})
-        .order_by().values("annotator").annotate(
-            username=F("annotator__username"),
-            labels=Count("id"),
-            compared=Coalesce(Sum("pv", filter=has_verdict), 0),
-            agreed=Coalesce(Sum("pa", filter=has_verdict), 0),
-            **{f"lenient_{s}": Avg(Cast(F(s), FloatField()) - F(f"pm_{s}")) for s in SCALES},
-        )
-    }
+    peers = _peer_rows(dataset)
+    User = get_user_model()
+    names = dict(User.objects.filter(pk__in=list(peers)).values_list("pk", User.USERNAME_FIELD)) if peers else {}
+    rows = {annotator: {**r, "annotator": annotator, "username": names.get(annotator, f"#{annotator}")} for annotator, r in peers.items()}
     gold_rows = (current.filter(gold_score__isnull=False).order_by().values("annotator")
                  .annotate(username=F("annotator__username"), gold_n=Count("id"), gold_accuracy=Avg("gold_score")))
     hours = (Label.objects.filter(dataset=dataset).order_by().values("annotator")
