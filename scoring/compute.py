@@ -409,12 +409,19 @@ def dataset_extras(run, samples, ids, covered_ids, per_sample, out) -> dict[str,
         groups = [(f"{labels[i]}/{s.task_type}" if s.task_type else str(labels[i])) if i in labels else None for i, s in enumerate(samples)]
         for sid, result in zip(ids, conciseness.conciseness_results(answers, groups), strict=True):
             per_sample[sid].append(result)
-    if "consistency" in wanted and keep:
+    if "consistency" in wanted:
         out.metrics.append("internal_consistency")
         shown = display_ids(samples)
-        for i, result in zip(keep, consistency.internal_consistency([shown[i] for i in keep], [instructions[i] for i in keep],
-                                                                    [answers[i] for i in keep], k_inst), strict=True):
-            per_sample[ids[i]].append(result)
+        # near-identical instructions by embedding where the embedder knows the language; elsewhere
+        # identical instructions only (the text needs no embedder)
+        rest = [i for i, ok in enumerate(covered) if not ok]
+        for part, emb in ((keep, k_inst), (rest, None)):
+            if not part:
+                continue
+            results = consistency.internal_consistency([shown[i] for i in part], [instructions[i] for i in part],
+                                                       [answers[i] for i in part], emb)
+            for i, result in zip(part, results, strict=True):
+                per_sample[ids[i]].append(result)
     if "label_errors" in wanted and keep:
         out.metrics.append("label_error")
         shown = display_ids(samples)

@@ -4,6 +4,7 @@ unchanged work, flags written back as counts, the demo dataset's deliberate flaw
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from django.conf import settings
@@ -166,7 +167,7 @@ def test_samples_imported_during_a_run_wait_for_the_next_one(demo):
     assert run.samples_total == 61
 
 
-SIMILARITY_METRICS = {"semantic_duplicate", "cluster", "completeness", "reference_similarity", "internal_consistency", "label_error"}
+SIMILARITY_METRICS = {"semantic_duplicate", "cluster", "completeness", "reference_similarity", "label_error"}
 
 
 def test_an_english_embedder_judges_no_chinese_sample_by_similarity(demo):
@@ -203,3 +204,25 @@ def test_a_multilingual_embedder_judges_every_sample(demo):
     assert SampleMetric.objects.filter(metric="cluster").count() == 61
     assert "embedder_coverage" not in run.summary
     assert run.summary["diversity"]["clustered"] == 61
+
+
+def test_identical_chinese_instructions_with_conflicting_answers_are_found_without_the_embedder(db):
+    """Consistency among near-identical instructions needs embeddings; among identical ones it needs
+    only the text, so it still applies to samples the embedder does not cover."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from annotator import services as annotator_services
+
+    ds = Dataset.objects.create(name="zh", slug="zh")
+    rows = [{"instruction": "判断下面这句话的情感，只回答“正面”或“负面”。", "input": "这部电影太好看了，我还想再看一遍。", "output": out}
+            for out in ("正面", "负面")]
+    rows.append({"instruction": "把下面的句子翻译成英文。", "input": "今天天气很好。", "output": "The weather is nice today."})
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    job = annotator_services.import_job_create(user=None, dataset=ds, upload=SimpleUploadedFile("zh.jsonl", data), enqueue=False)
+    annotator_services.import_job_run(job=annotator_services.import_job_claim(job_id=job.pk))
+    assert set(Sample.objects.filter(dataset=ds).values_list("language", flat=True)) == {"zh"}
+    services.run_inline(run_id=services.run_create(user=None, dataset=ds, metrics="consistency", enqueue=False).pk)
+    conflicts = SampleFlag.objects.filter(dataset=ds, rule="conflicting_answer").order_by("sample__external_id")
+    assert conflicts.count() == 2
+    assert "conflicts with" in conflicts[0].reason
+    assert not SampleEmbedding.objects.filter(sample__dataset=ds).exists()
